@@ -1,0 +1,5 @@
+"""Aggregation modules (PyG ``Aggregation`` API)."""
+
+__all__ = []
+
+classes = __all__

@@ -1,0 +1,5 @@
+"""Message-passing operators, one per file."""
+
+__all__ = []
+
+classes = __all__
