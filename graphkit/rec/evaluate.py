@@ -1,0 +1,237 @@
+r"""Exact full-ranking evaluation of recommenders.
+
+Every user with at least one held-out item is scored against **all** items, in blocks of
+``batch_size`` users so that memory stays at ``batch_size x num_items`` floats. Items the user
+interacted with in the ``exclude`` parts (training, and validation at test time) are masked
+before ranking. One top-``max(ks)`` pass yields every metric at every cut-off.
+
+Metric definitions (for a user :math:`u` with held-out set :math:`T_u`, ranked list
+:math:`r_1, r_2, \dots` and hit indicator :math:`h_i = [r_i \in T_u]`):
+
+.. math::
+    \mathrm{Recall@K} &= \frac{\sum_{i \le K} h_i}{|T_u|}, \qquad
+    \mathrm{Precision@K} = \frac{\sum_{i \le K} h_i}{K}, \qquad
+    \mathrm{Hit@K} = [\textstyle\sum_{i \le K} h_i > 0],
+
+    \mathrm{NDCG@K} &= \frac{\sum_{i \le K} h_i / \log_2(i + 1)}
+                          {\sum_{i \le \min(K, |T_u|)} 1 / \log_2(i + 1)}, \qquad
+    \mathrm{MRR@K} = \max_{i \le K} \frac{h_i}{i},
+
+    \mathrm{MAP@K} &= \frac{1}{\min(K, |T_u|)} \sum_{i \le K} h_i \,\mathrm{Precision@}i .
+
+Each is averaged over the users that have at least one held-out item. ``f1@K`` is
+:math:`2PR/(P+R)` of the *averaged* precision and recall, as in the UltraGCN and LCFN
+evaluation code.
+
+**Ties.** Items with exactly equal scores are ranked by ascending item index, so results are
+deterministic and independent of the top-k kernel. This matters for untrained or degenerate
+models; it is enforced cheaply (only rows with a tie at the cut-off are re-sorted).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+ALL_METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map", "f1")
+
+ScoreFn = Callable[[Tensor], Tensor]
+
+
+def _check_pairs(name: str, pairs: Tensor, num_users: int, num_items: int) -> Tensor:
+    if not isinstance(pairs, Tensor) or pairs.dim() != 2 or pairs.size(0) != 2:
+        raise ValueError(f"{name}: expected a [2, E] tensor of (user, item) pairs, got "
+                         f"{tuple(pairs.shape) if isinstance(pairs, Tensor) else type(pairs).__name__}")
+    pairs = pairs.long()
+    if pairs.numel():
+        if int(pairs[0].min()) < 0 or int(pairs[0].max()) >= num_users:
+            raise ValueError(f"{name}: user ids must lie in [0, {num_users}), found "
+                             f"[{int(pairs[0].min())}, {int(pairs[0].max())}]")
+        if int(pairs[1].min()) < 0 or int(pairs[1].max()) >= num_items:
+            raise ValueError(f"{name}: item ids must lie in [0, {num_items}), found "
+                             f"[{int(pairs[1].min())}, {int(pairs[1].max())}]")
+    return pairs
+
+
+class _PairIndex:
+    """Sorted ``user * num_items + item`` keys with per-user CSR offsets."""
+
+    def __init__(self, pairs: Tensor, num_users: int, num_items: int, device: torch.device):
+        keys = torch.unique(pairs[0] * num_items + pairs[1]).to(device)  # sorted, deduplicated
+        self.keys = keys
+        self.num_items = num_items
+        users = keys // num_items
+        self.items = keys - users * num_items
+        counts = torch.bincount(users, minlength=num_users)
+        self.counts = counts
+        self.indptr = torch.zeros(num_users + 1, dtype=torch.long, device=device)
+        torch.cumsum(counts, 0, out=self.indptr[1:])
+
+    def block(self, users: Tensor) -> Tuple[Tensor, Tensor]:
+        """Row positions (within ``users``) and item ids of all pairs of ``users``."""
+        start, count = self.indptr[users], self.counts[users]
+        total = int(count.sum())
+        if total == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=users.device)
+            return empty, empty
+        rows = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
+        offsets = torch.arange(total, device=users.device) - torch.repeat_interleave(
+            torch.cumsum(count, 0) - count, count)
+        return rows, self.items[start[rows] + offsets]
+
+    def contains(self, users: Tensor, items: Tensor) -> Tensor:
+        """Boolean tensor: is ``(users[b], items[b, j])`` a stored pair."""
+        query = users.view(-1, 1) * self.num_items + items
+        if self.keys.numel() == 0:
+            return torch.zeros_like(query, dtype=torch.bool)
+        pos = torch.searchsorted(self.keys, query).clamp_(max=self.keys.numel() - 1)
+        return self.keys[pos] == query
+
+
+def _topk_ties_by_index(scores: Tensor, k: int) -> Tensor:
+    """Top-``k`` item indices per row; equal scores ranked by ascending item index."""
+    values, index = torch.topk(scores, k, dim=1, sorted=True)
+    # Within the top-k, order equal values by index: stable sort by index, then by value.
+    order = torch.argsort(index, dim=1)
+    values, index = values.gather(1, order), index.gather(1, order)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    index = index.gather(1, order)
+    # Rows whose k-th value is tied with items left outside the top-k need the smallest indices.
+    kth = values.gather(1, order[:, -1:])
+    n_ge = (scores >= kth).sum(dim=1)
+    tied = (n_ge > k).nonzero().view(-1)
+    if tied.numel():
+        sub = scores[tied]
+        full = torch.sort(sub, dim=1, descending=True, stable=True).indices[:, :k]
+        index[tied] = full
+    return index
+
+
+@torch.no_grad()
+def full_ranking(
+    score_fn: ScoreFn,
+    num_users: int,
+    num_items: int,
+    test: Tensor,
+    exclude: Iterable[Optional[Tensor]] = (),
+    ks: Sequence[int] = (20,),
+    metrics: Sequence[str] = ALL_METRICS,
+    batch_size: int = 2048,
+    device: Optional[torch.device] = None,
+    users: Optional[Tensor] = None,
+    return_per_user: bool = False,
+) -> Dict[str, float]:
+    r"""Rank all items for every user with held-out items and compute top-K metrics.
+
+    Args:
+        score_fn (callable): maps a ``[B]`` long tensor of user ids to a ``[B, num_items]``
+            score tensor (higher is better). Called once per block.
+        num_users (int): number of users.
+        num_items (int): number of items.
+        test (torch.Tensor): ``[2, E]`` held-out ``(user, item)`` pairs.
+        exclude (iterable of torch.Tensor): ``[2, E]`` pairs masked before ranking, e.g.
+            ``(train,)`` for validation and ``(train, valid)`` for testing. ``None`` entries
+            are skipped.
+        ks (sequence of int): cut-offs. (default: ``(20,)``)
+        metrics (sequence of str): any of ``recall, ndcg, precision, hit, mrr, map, f1``.
+        batch_size (int): users scored per block; memory is ``batch_size x num_items``.
+            (default: ``2048``)
+        device (torch.device, optional): where masking and ranking run; defaults to the
+            device of the first score block.
+        users (torch.Tensor, optional): restrict evaluation to these users (those without
+            held-out items are still skipped).
+        return_per_user (bool): also return ``"users"`` and per-user values under
+            ``"per_user"`` (a dict of tensors). (default: ``False``)
+
+    Returns:
+        dict: ``{"recall@20": ..., "ndcg@20": ..., ..., "num_users": n}``.
+    """
+    unknown = set(metrics) - set(ALL_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {ALL_METRICS}")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    if ks[-1] > num_items:
+        raise ValueError(f"the largest cut-off K={ks[-1]} exceeds the number of items ({num_items})")
+    test = _check_pairs("test", test, num_users, num_items)
+    excl = [_check_pairs(f"exclude[{i}]", e, num_users, num_items)
+            for i, e in enumerate(exclude) if e is not None]
+
+    dev = torch.device(device) if device is not None else test.device
+    test_index = _PairIndex(test, num_users, num_items, dev)
+    excl_index = (_PairIndex(torch.cat(excl, dim=1), num_users, num_items, dev) if excl else None)
+
+    eval_users = (test_index.counts > 0).nonzero().view(-1)
+    if users is not None:
+        keep = torch.zeros(num_users, dtype=torch.bool, device=dev)
+        keep[users.to(dev).long()] = True
+        eval_users = eval_users[keep[eval_users]]
+    n_eval = eval_users.numel()
+    kmax = ks[-1]
+    positions = torch.arange(1, kmax + 1, device=dev, dtype=torch.float64)
+    discount = 1.0 / torch.log2(positions + 1.0)
+    idcg_table = torch.cat([torch.zeros(1, device=dev, dtype=torch.float64), discount.cumsum(0)])
+
+    # Running sums per metric; f1 is derived from the averaged precision and recall at the end.
+    summed = sorted((set(metrics) - {"f1"}) | ({"precision", "recall"} if "f1" in metrics else set()))
+    sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=dev) for m in summed for k in ks}
+    per_user = {key: [] for key in sums} if return_per_user else None
+
+    for start in range(0, n_eval, batch_size):
+        block = eval_users[start:start + batch_size]
+        scores = score_fn(block)
+        if scores.shape != (block.numel(), num_items):
+            raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected "
+                             f"({block.numel()}, {num_items})")
+        scores = scores.to(dev, torch.float32)
+        if excl_index is not None:
+            rows, cols = excl_index.block(block)
+            if scores._base is not None:  # never write into a view of the caller's tensor
+                scores = scores.clone()
+            scores[rows, cols] = float("-inf")
+        top = _topk_ties_by_index(scores, kmax)
+        hits = test_index.contains(block, top).to(torch.float64)  # [B, kmax]
+        n_test = test_index.counts[block].to(torch.float64)
+        cum_hits = hits.cumsum(1)
+        for k in ks:
+            h = cum_hits[:, k - 1]
+            vals = {}
+            if "recall" in metrics or "f1" in metrics:
+                vals["recall"] = h / n_test
+            if "precision" in metrics or "f1" in metrics:
+                vals["precision"] = h / k
+            if "hit" in metrics:
+                vals["hit"] = (h > 0).to(torch.float64)
+            if "ndcg" in metrics:
+                dcg = (hits[:, :k] * discount[:k]).sum(1)
+                idcg = idcg_table[torch.clamp(n_test, max=k).long()]
+                vals["ndcg"] = dcg / idcg
+            if "mrr" in metrics:
+                rr = hits[:, :k] / positions[:k]
+                vals["mrr"] = rr.max(dim=1).values
+            if "map" in metrics:
+                prec_at_i = cum_hits[:, :k] / positions[:k]
+                vals["map"] = (prec_at_i * hits[:, :k]).sum(1) / torch.clamp(n_test, max=k)
+            for m in summed:
+                sums[f"{m}@{k}"] += vals[m].sum()
+                if per_user is not None:
+                    per_user[f"{m}@{k}"].append(vals[m].cpu())
+
+    out: Dict[str, float] = {}
+    denom = max(n_eval, 1)
+    for m in metrics:
+        for k in ks:
+            key = f"{m}@{k}"
+            if m == "f1":
+                p = float(sums[f"precision@{k}"]) / denom
+                r = float(sums[f"recall@{k}"]) / denom
+                out[key] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+            else:
+                out[key] = float(sums[key]) / denom
+    out["num_users"] = int(n_eval)
+    if per_user is not None:
+        out["users"] = eval_users.cpu()
+        out["per_user"] = {k: torch.cat(v) if v else torch.zeros(0) for k, v in per_user.items()}
+    return out

@@ -1,0 +1,121 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphkit.rec.evaluate import full_ranking
+
+
+def brute_force(scores, train, test, ks):
+    """Per-user loops, stable sort by (-score, item)."""
+    num_users, num_items = scores.shape
+    train_sets = [set() for _ in range(num_users)]
+    test_sets = [set() for _ in range(num_users)]
+    for u, i in train.t().tolist():
+        train_sets[u].add(i)
+    for u, i in test.t().tolist():
+        test_sets[u].add(i)
+    out = {f"{m}@{k}": [] for m in ("recall", "ndcg", "precision", "hit", "mrr", "map") for k in ks}
+    for u in range(num_users):
+        if not test_sets[u]:
+            continue
+        s = scores[u].clone()
+        for i in train_sets[u]:
+            s[i] = -math.inf
+        order = sorted(range(num_items), key=lambda i: (-float(s[i]), i))
+        for k in ks:
+            top = order[:k]
+            hits = [1.0 if i in test_sets[u] else 0.0 for i in top]
+            n = len(test_sets[u])
+            out[f"recall@{k}"].append(sum(hits) / n)
+            out[f"precision@{k}"].append(sum(hits) / k)
+            out[f"hit@{k}"].append(float(sum(hits) > 0))
+            dcg = sum(h / math.log2(j + 2) for j, h in enumerate(hits))
+            idcg = sum(1 / math.log2(j + 2) for j in range(min(n, k)))
+            out[f"ndcg@{k}"].append(dcg / idcg)
+            rr = [h / (j + 1) for j, h in enumerate(hits)]
+            out[f"mrr@{k}"].append(max(rr))
+            ap, c = 0.0, 0
+            for j, h in enumerate(hits):
+                if h:
+                    c += 1
+                    ap += c / (j + 1)
+            out[f"map@{k}"].append(ap / min(n, k))
+    res = {key: float(np.mean(v)) for key, v in out.items()}
+    for k in ks:
+        p, r = res[f"precision@{k}"], res[f"recall@{k}"]
+        res[f"f1@{k}"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    return res
+
+
+def random_split(num_users, num_items, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(num_users, num_items, generator=g) < density
+    pairs = mask.nonzero().t()
+    perm = torch.randperm(pairs.size(1), generator=g)
+    cut = int(0.7 * pairs.size(1))
+    return pairs[:, perm[:cut]], pairs[:, perm[cut:]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("integer_scores", [False, True])
+def test_full_ranking_matches_brute_force(seed, integer_scores):
+    num_users, num_items = 23, 37
+    train, test = random_split(num_users, num_items, 0.2, seed)
+    g = torch.Generator().manual_seed(100 + seed)
+    if integer_scores:  # many exact ties: exercises the tie rule
+        scores = torch.randint(0, 4, (num_users, num_items), generator=g).float()
+    else:
+        scores = torch.randn(num_users, num_items, generator=g)
+    ks = (1, 5, 10)
+    ours = full_ranking(lambda u: scores[u], num_users, num_items, test, exclude=(train,), ks=ks,
+                        batch_size=7)
+    ref = brute_force(scores, train, test, ks)
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, abs=1e-12), key
+    assert ours["num_users"] == int(torch.unique(test[0]).numel())
+
+
+def test_users_without_test_items_are_excluded_and_training_items_masked():
+    # user 0: test item 2; user 1: no test items; the best-scored item (0) is a training item.
+    train = torch.tensor([[0, 1], [0, 0]])
+    test = torch.tensor([[0], [2]])
+    scores = torch.tensor([[9.0, 1.0, 5.0], [9.0, 8.0, 7.0]])
+    res = full_ranking(lambda u: scores[u], 2, 3, test, exclude=(train,), ks=(1,))
+    assert res["num_users"] == 1
+    assert res["recall@1"] == 1.0 and res["ndcg@1"] == 1.0
+    res = full_ranking(lambda u: scores[u], 2, 3, test, exclude=(), ks=(1,))
+    assert res["recall@1"] == 0.0
+
+
+def test_per_user_values_and_restriction():
+    train, test = random_split(10, 20, 0.3, 5)
+    scores = torch.randn(10, 20)
+    res = full_ranking(lambda u: scores[u], 10, 20, test, exclude=(train,), ks=(5,),
+                       return_per_user=True)
+    assert res["per_user"]["recall@5"].mean().item() == pytest.approx(res["recall@5"])
+    sub = full_ranking(lambda u: scores[u], 10, 20, test, exclude=(train,), ks=(5,),
+                       users=torch.tensor([0, 1]))
+    assert sub["num_users"] <= 2
+
+
+def test_does_not_write_into_callers_tensor():
+    train, test = random_split(6, 8, 0.4, 3)
+    scores = torch.randn(6, 8)
+    before = scores.clone()
+    full_ranking(lambda u: scores[: u.numel()], 6, 8, test, exclude=(train,), ks=(2,))
+    assert torch.equal(scores, before)
+
+
+def test_bad_input():
+    test = torch.tensor([[0], [5]])
+    with pytest.raises(ValueError, match="item ids must lie in"):
+        full_ranking(lambda u: torch.zeros(u.numel(), 3), 1, 3, test, ks=(1,))
+    with pytest.raises(ValueError, match="exceeds the number of items"):
+        full_ranking(lambda u: torch.zeros(u.numel(), 3), 1, 3, torch.tensor([[0], [1]]), ks=(5,))
+    with pytest.raises(ValueError, match="unknown metric"):
+        full_ranking(lambda u: torch.zeros(u.numel(), 3), 1, 3, torch.tensor([[0], [1]]), ks=(1,),
+                     metrics=("auc",))
+    with pytest.raises(ValueError, match="score_fn returned shape"):
+        full_ranking(lambda u: torch.zeros(u.numel(), 2), 1, 3, torch.tensor([[0], [1]]), ks=(1,))
