@@ -1,1 +1,61 @@
+"""Training-run plumbing: seeding, devices, atomic checkpoints with resume, JSONL logs and
+progress bars, best-validation tracking over runs, and result records for the leaderboard.
 
+Sub-modules are imported on first use, so ``import graphkit.engine`` (and the
+``graphkit leaderboard`` command) does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, List
+
+_EXPORTS = {
+    # seed.py
+    "seed_everything": "seed",
+    "resolve_device": "seed",
+    # checkpoint.py
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "Checkpointer": "checkpoint",
+    "get_rng_state": "checkpoint",
+    "set_rng_state": "checkpoint",
+    "unwrap_model": "checkpoint",
+    # log.py
+    "JSONLLogger": "log",
+    "read_jsonl": "log",
+    "progress": "log",
+    # tracker.py
+    "RunTracker": "tracker",
+    "mean_std": "tracker",
+    # records.py
+    "write_result_record": "records",
+    "validate_record": "records",
+    "check_record": "records",
+    "load_record": "records",
+    "load_records": "records",
+    "RecordError": "records",
+    # distributed.py
+    "init_distributed": "distributed",
+    "is_main_process": "distributed",
+    "get_rank": "distributed",
+    "is_distributed": "distributed",
+    "get_world_size": "distributed",
+    "barrier": "distributed",
+    "all_reduce_mean": "distributed",
+    "cleanup_distributed": "distributed",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

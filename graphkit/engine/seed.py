@@ -1,0 +1,80 @@
+"""Seeding and device selection."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Union
+
+import numpy as np
+import torch
+
+_MAX_SEED = 2**32 - 1
+
+
+def seed_everything(seed: int) -> None:
+    r"""Seed Python's :mod:`random`, NumPy's global generator and PyTorch (CPU and all CUDA
+    devices), and set ``PYTHONHASHSEED`` for child processes.
+
+    Two calls with the same seed followed by the same operations on the same device give the
+    same numbers. This does not switch on :func:`torch.use_deterministic_algorithms`; some CUDA
+    kernels (scatter-add, for one) stay non-deterministic on GPU.
+
+    Args:
+        seed (int): A non-negative integer below :math:`2^{32}`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed_everything: seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed <= _MAX_SEED:
+        raise ValueError(f"seed_everything: seed must be in [0, 2**32 - 1], got {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: Union[str, torch.device, None] = "auto") -> torch.device:
+    r"""Turn a device name into a :class:`torch.device`.
+
+    ``"auto"`` (or ``None``) picks ``cuda`` when a GPU is visible, then Apple ``mps``, else
+    ``cpu``. Explicit names (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) are checked: asking
+    for a device that is not there raises a :class:`ValueError` instead of failing later inside a
+    kernel.
+
+    Args:
+        device (str or torch.device, optional): The device name. (default: :obj:`"auto"`)
+    """
+    if device is None:
+        device = "auto"
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        name = device.strip().lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            dev = torch.device(name)
+        except RuntimeError as exc:
+            raise ValueError(f"resolve_device: unknown device {device!r} ({exc})") from None
+    else:
+        raise TypeError(f"resolve_device: device must be a str or torch.device, "
+                        f"got {type(device).__name__}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"resolve_device: {device!s} requested but CUDA is not available "
+                             f"(use 'cpu' or 'auto')")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"resolve_device: {device!s} requested but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) are visible")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"resolve_device: {device!s} requested but MPS is not available")
+    return dev
