@@ -1,0 +1,341 @@
+"""``graphkit leaderboard``: build and check ``leaderboards/README.md`` from result records.
+
+* ``table``    rebuilds the generated block of the README (paper vs ours, gap, status, notes);
+* ``check``    exits 1 and names every entry whose mean falls short of paper − tolerance
+  (paper + tolerance for lower-is-better metrics such as MAE);
+* ``validate`` exits 1 when a record is malformed or the README block is not what ``table``
+  would write (CI runs this one, so an honest shortfall never blocks a change);
+* ``list``     prints one line per record.
+
+Only the part of the README between :data:`START` and :data:`END` is generated; the text around
+it is kept as written. This module does not import torch.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import pathlib
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ._io import atomic_write_text
+from .records import RecordError, higher_is_better, load_records
+
+START = "<!-- leaderboard:start -->"
+END = "<!-- leaderboard:end -->"
+DEFAULT_RESULTS = "leaderboards/results"
+DEFAULT_README = "leaderboards/README.md"
+
+README_TEMPLATE = """\
+# Leaderboard: paper vs ours
+
+Every row below compares a number reported in a paper with what graphkit's example script for
+that paper measures, on the same dataset and (as far as stated) the same protocol. Nothing in the
+table is typed in by hand: each entry is a result record `results/<entry>.json` written by an
+example script at the end of its runs, and the table is generated from those records.
+
+## How a record is produced
+
+Each script in `examples/` trains the method for `--runs` seeds, reports the test score at the
+best-validation epoch of each run (where the paper selected on test, the record says so), and
+calls `graphkit.engine.write_result_record(...)`. The record holds:
+
+- `entry`, `method` and `dataset` (the paper's names), `task`, `primary_metric`;
+- `metrics`: for each metric (lower-case: `accuracy`, `recall@20`, `ndcg@20`, `macro_f1`, `mae`,
+  ...; in the paper's unit) the paper's value and where it is printed, the tolerance we accept,
+  our per-run values and their mean and sample standard deviation;
+- `protocol` (split, model selection, evaluation) and `deviations` from the paper (smaller
+  budgets on CPU, missing features, different splits), stated plainly;
+- provenance: the exact command, git commit, package versions, hardware, wall time and date.
+
+A shortfall is reported, not hidden: the status column says whether our mean is within the
+stated tolerance of the paper's number, and the notes below the table give the reasons.
+
+## Commands
+
+```bash
+# from the repository root:
+python examples/<method>.py --dataset <name> --runs 10   # writes leaderboards/results/<entry>.json
+graphkit leaderboard table      # rebuild the table below from leaderboards/results/*.json
+graphkit leaderboard validate   # records well-formed and this page in sync (run by CI)
+graphkit leaderboard check      # exit 1, naming every entry below paper - tolerance
+graphkit leaderboard list       # one line per record
+```
+
+Status column: "meets paper" means our mean is at least the paper's value (at most, for error
+metrics such as MAE); "within tolerance" means it falls short by no more than the record's
+tolerance; "outside tolerance" means it falls short by more (`graphkit leaderboard check` fails
+on those); "no tolerance stated" and "no paper value" are informational. Gaps are ours − paper,
+absolute and relative to the paper's value.
+
+## Results
+
+"""
+
+
+# --------------------------------------------------------------------------- formatting
+def _digits(*xs: Optional[float]) -> int:
+    vals = [abs(x) for x in xs if x is not None]
+    return 2 if vals and max(vals) >= 1 else 4
+
+
+def _fmt(x: float, d: int, sign: bool = False) -> str:
+    s = f"{x:+.{d}f}" if sign else f"{x:.{d}f}"
+    return s.replace("-", "−")  # typographic minus, as in the papers' tables
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def metric_status(metric: str, m: Dict[str, Any]) -> Tuple[str, bool]:
+    """``(status text, falls short)`` for one metric of a record."""
+    paper, tol, mean = m.get("paper"), m.get("tolerance"), m["mean"]
+    if paper is None:
+        return "no paper value", False
+    shortfall = (paper - mean) if higher_is_better(metric) else (mean - paper)
+    eps = 1e-9 * max(1.0, abs(paper))
+    if shortfall <= eps:
+        return "✅ meets paper", False
+    if tol is None:
+        return "no tolerance stated", False
+    d = _digits(paper, mean)
+    if shortfall <= tol + eps:
+        return f"✅ within tolerance ({_fmt(tol, d)})", False
+    return f"❌ outside tolerance ({_fmt(tol, d)})", True
+
+
+def _sort_key(rec: Dict[str, Any]) -> Tuple[str, str, str]:
+    return (rec["method"].lower(), rec["dataset"].lower(), rec["entry"])
+
+
+def _metric_order(rec: Dict[str, Any]) -> List[str]:
+    pm = rec["primary_metric"]
+    return [pm] + sorted(k for k in rec["metrics"] if k != pm)
+
+
+def _rel(target: pathlib.Path, start: pathlib.Path) -> str:
+    try:
+        return pathlib.Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+    except ValueError:  # different drives on Windows
+        return target.resolve().as_posix()
+
+
+def render_block(records: Sequence[Dict[str, Any]], results_dir: pathlib.Path,
+                 readme: pathlib.Path) -> str:
+    """The generated README block (markers included) for ``records``."""
+    results_dir, readme = pathlib.Path(results_dir), pathlib.Path(readme)
+    rel_results = _rel(results_dir, readme.parent)
+    lines = [START,
+             f"<!-- generated by `graphkit leaderboard table` from {rel_results}/*.json; "
+             f"do not edit by hand -->", ""]
+    records = sorted(records, key=_sort_key)
+    if not records:
+        lines += [f"_No result records yet._ Run an example script, which writes "
+                  f"`{rel_results}/<entry>.json`, then `graphkit leaderboard table`.", "", END]
+        return "\n".join(lines)
+    n_rows = sum(len(r["metrics"]) for r in records)
+    n_short = sum(metric_status(k, m)[1] for r in records for k, m in r["metrics"].items())
+    lines += [f"{len(records)} entries, {n_rows} metric rows, {n_short} outside tolerance.", "",
+              "| Method | Dataset | Metric | Paper (source) | Ours (mean ± std, runs) "
+              "| Gap (abs / rel) | Status | Record |",
+              "|---|---|---|---|---|---|---|---|"]
+    for rec in records:
+        link = f"[{rec['entry']}]({rel_results}/{rec['entry']}.json)"
+        for key in _metric_order(rec):
+            m = rec["metrics"][key]
+            paper, mean, std = m.get("paper"), m["mean"], m["std"]
+            d = _digits(paper, mean)
+            name = f"**{key}**" if key == rec["primary_metric"] else key
+            if paper is None:
+                paper_s, gap_s = "—", "—"
+            else:
+                src = m.get("paper_source") or "?"
+                paper_s = f"{_fmt(paper, d)} ({src})"
+                gap = mean - paper
+                rel = f"{_fmt(100.0 * gap / abs(paper), 1, sign=True)}%" if paper != 0 else "n/a"
+                gap_s = f"{_fmt(gap, d, sign=True)} / {rel}"
+            ours = f"{_fmt(mean, d)} ± {_fmt(std, d)} ({rec['runs']})"
+            status, _ = metric_status(key, m)
+            lines.append("| " + " | ".join(_cell(c) for c in (
+                rec["method"], rec["dataset"], name, paper_s, ours, gap_s, status, link)) + " |")
+    lines += ["", "### Notes per entry", ""]
+    for rec in records:
+        lines.append(f"#### {rec['entry']}: {rec['method']} on {rec['dataset']} ({rec['task']})")
+        lines.append("")
+        lines.append(f"- Protocol: {rec['protocol']}")
+        if rec["deviations"]:
+            lines.append("- Deviations from the paper:")
+            lines += [f"  - {d}" for d in rec["deviations"]]
+        else:
+            lines.append("- Deviations from the paper: none stated.")
+        lines.append(f"- Command: `{rec['command']}`")
+        hw = rec["hardware"]
+        where = f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores"
+        if hw.get("gpu"):
+            where += f", {hw['gpu']}"
+        lines.append(f"- Run: {rec['date']}, commit `{rec['git_commit'][:12]}"
+                     f"{'-dirty' if rec['git_commit'].endswith('-dirty') else ''}`, "
+                     f"{rec['wall_time_s']:.0f} s on {where}; torch {rec['versions']['torch']}, "
+                     f"PyG {rec['versions']['torch_geometric']}.")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def extract_block(text: str) -> Optional[str]:
+    """The block from :data:`START` to :data:`END` inclusive, or ``None`` if absent."""
+    i = text.find(START)
+    j = text.find(END, i + len(START)) if i >= 0 else -1
+    if i < 0 or j < 0:
+        return None
+    return text[i:j + len(END)]
+
+
+def render_readme(existing: Optional[str], block: str) -> str:
+    """``existing`` with its generated block replaced (the template when ``existing`` is None;
+    the block is appended when the markers are missing)."""
+    if existing is None:
+        return README_TEMPLATE + block + "\n"
+    old = extract_block(existing)
+    if old is None:
+        return existing.rstrip("\n") + "\n\n" + block + "\n"
+    return existing.replace(old, block, 1)
+
+
+# --------------------------------------------------------------------------- commands
+def _load(args: argparse.Namespace) -> Tuple[List[Dict[str, Any]], List[RecordError]]:
+    records, errors = load_records(args.results)
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    return records, errors
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    records, errors = _load(args)
+    if errors:
+        print(f"leaderboard table: {len(errors)} malformed record(s); README not written",
+              file=sys.stderr)
+        return 1
+    readme = pathlib.Path(args.readme)
+    existing = readme.read_text(encoding="utf-8") if readme.exists() else None
+    text = render_readme(existing, render_block(records, pathlib.Path(args.results), readme))
+    if text != existing:
+        atomic_write_text(readme, text)
+        print(f"wrote {readme} ({len(records)} records)")
+    else:
+        print(f"{readme} is up to date ({len(records)} records)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    records, errors = _load(args)
+    failing: List[str] = []
+    checked = 0
+    for rec in sorted(records, key=_sort_key):
+        keys = [rec["primary_metric"]] if args.primary_only else _metric_order(rec)
+        for key in keys:
+            m = rec["metrics"][key]
+            status, short = metric_status(key, m)
+            if m.get("paper") is not None and m.get("tolerance") is not None:
+                checked += 1
+            if short:
+                d = _digits(m["paper"], m["mean"])
+                op, bound = ("<", m["paper"] - m["tolerance"]) if higher_is_better(key) \
+                    else (">", m["paper"] + m["tolerance"])
+                failing.append(rec["entry"])
+                print(f"FAIL {rec['entry']} ({rec['method']} on {rec['dataset']}): {key} "
+                      f"mean {_fmt(m['mean'], d)} {op} paper {_fmt(m['paper'], d)} "
+                      f"{'−' if op == '<' else '+'} tolerance {_fmt(m['tolerance'], d)} "
+                      f"= {_fmt(bound, d)}")
+    names = sorted(set(failing))
+    print(f"leaderboard check: {len(records)} records, {checked} metrics with a paper value "
+          f"and tolerance, {len(names)} entries below tolerance"
+          + (f": {', '.join(names)}" if names else ""))
+    if errors:
+        print(f"leaderboard check: {len(errors)} malformed record(s) could not be checked",
+              file=sys.stderr)
+    return 1 if (names or errors) else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    records, errors = _load(args)
+    ok = not errors
+    readme = pathlib.Path(args.readme)
+    if not readme.exists():
+        print(f"error: {readme} does not exist; run `graphkit leaderboard table`",
+              file=sys.stderr)
+        ok = False
+    elif not errors:
+        current = extract_block(readme.read_text(encoding="utf-8"))
+        expected = render_block(records, pathlib.Path(args.results), readme)
+        if current is None:
+            print(f"error: {readme} has no generated block ({START} ... {END}); "
+                  f"run `graphkit leaderboard table`", file=sys.stderr)
+            ok = False
+        elif current != expected:
+            diff = list(difflib.unified_diff(current.splitlines(), expected.splitlines(),
+                                             f"{readme} (current)", "generated", lineterm="",
+                                             n=1))
+            print(f"error: {readme} is out of date with the {len(records)} record(s) in "
+                  f"{args.results}; run `graphkit leaderboard table`", file=sys.stderr)
+            print("\n".join(diff[:40]) + ("\n..." if len(diff) > 40 else ""), file=sys.stderr)
+            ok = False
+    if ok:
+        print(f"leaderboard validate: {len(records)} record(s) well-formed, {readme} in sync")
+        return 0
+    return 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    records, errors = _load(args)
+    if not records:
+        print(f"no result records in {args.results}")
+    for rec in sorted(records, key=_sort_key):
+        key = rec["primary_metric"]
+        m = rec["metrics"][key]
+        d = _digits(m.get("paper"), m["mean"])
+        paper = "—" if m.get("paper") is None else _fmt(m["paper"], d)
+        status, _ = metric_status(key, m)
+        print(f"{rec['entry']}\t{rec['method']}\t{rec['dataset']}\t{key} "
+              f"{_fmt(m['mean'], d)} ± {_fmt(m['std'], d)} (n={rec['runs']}; paper {paper})"
+              f"\t{status}")
+    return 1 if errors else 0
+
+
+def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    """Attach ``leaderboard {table,check,validate,list}`` to a ``graphkit`` sub-parser set."""
+    parser = subparsers.add_parser(
+        "leaderboard", help="build and check the paper-vs-ours leaderboard",
+        description="Build and check leaderboards/README.md from result records.")
+    sub = parser.add_subparsers(dest="leaderboard_command", metavar="ACTION")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default=DEFAULT_RESULTS,
+                       help=f"folder of <entry>.json records (default: {DEFAULT_RESULTS})")
+        p.add_argument("--readme", default=DEFAULT_README,
+                       help=f"the leaderboard page (default: {DEFAULT_README})")
+
+    p = sub.add_parser("table", help="rebuild the README table from the records")
+    common(p)
+    p.set_defaults(func=cmd_table)
+    p = sub.add_parser("check", help="exit 1 naming every entry below paper - tolerance")
+    common(p)
+    p.add_argument("--primary-only", action="store_true",
+                   help="check only each record's primary metric")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("validate",
+                       help="exit 1 if a record is malformed or the README is out of date")
+    common(p)
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("list", help="one line per record")
+    common(p)
+    p.set_defaults(func=cmd_list)
+
+    def no_action(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=no_action)
+    return parser
