@@ -91,3 +91,158 @@ def read_user_item_lists(train_path: PathLike, test_path: Optional[PathLike] = N
     test = _unique_pairs(su, si, num_items) if test_path is not None else None
     return InteractionGraph(num_users=num_users, num_items=num_items, train=train, test=test,
                             user_ids=np.arange(num_users), item_ids=np.arange(num_items), name=name)
+
+
+# ----------------------------------------------------------------------------- tabular input
+_READERS = {".csv": ",", ".tsv": "\t", ".txt": None, ".dat": None}
+
+
+def _describe_rows(mask: "np.ndarray", offset: int = 2, limit: int = 5) -> str:
+    rows = (np.flatnonzero(mask) + offset)[:limit].tolist()
+    more = int(mask.sum()) - len(rows)
+    return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+
+
+def read_table(path: PathLike, sep: Optional[str] = None):
+    """Read a CSV / TSV / whitespace text / Parquet file into a pandas DataFrame, with clear errors."""
+    import pandas as pd
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: the file is empty")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from exc
+    if sep is None:
+        sep = _READERS.get(ext, ",")
+    try:
+        if sep is None:
+            return pd.read_csv(path, sep=None, engine="python")  # sniff the delimiter
+        return pd.read_csv(path, sep=sep)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file has no rows") from exc
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: could not parse the table ({exc})") from exc
+
+
+def from_dataframe(df, user_col: str, item_col: str, time_col: Optional[str] = None,
+                   rating_col: Optional[str] = None, min_rating: Optional[float] = None,
+                   name: str = "interactions", source: str = "DataFrame",
+                   user_ids: Optional[np.ndarray] = None, item_ids: Optional[np.ndarray] = None) -> InteractionGraph:
+    r"""Build an :class:`InteractionGraph` (all pairs in ``train``) from a table of events.
+
+    Raw user/item identifiers (strings or numbers) are mapped to compact indices in sorted
+    order; the maps are kept in ``user_ids`` / ``item_ids`` for export. With ``rating_col`` and
+    ``min_rating``, only events with ``rating >= min_rating`` count as implicit positives.
+    Repeated ``(user, item)`` events are merged, keeping the latest timestamp
+    (``meta["time"]``, aligned with ``train``). Errors name the ``source``, the column and the
+    (1-based, header = row 1) row numbers.
+
+    Args:
+        user_ids / item_ids (np.ndarray, optional): an existing id map to reuse (e.g. the
+            training map when reading a test file); unknown ids are then reported and dropped.
+    """
+    import pandas as pd
+
+    if len(df) == 0:
+        raise ValueError(f"{source}: no rows")
+    cols = [c for c in (user_col, item_col, time_col, rating_col) if c is not None]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: column(s) {missing} not found; available columns: {list(map(str, df.columns))}")
+    df = df[cols]
+    for col in (user_col, item_col):
+        bad = df[col].isna().to_numpy()
+        if bad.any():
+            raise ValueError(f"{source}: column {col!r} is empty on row(s) {_describe_rows(bad)}")
+    keep = np.ones(len(df), dtype=bool)
+    if rating_col is not None:
+        ratings = pd.to_numeric(df[rating_col], errors="coerce")
+        bad = ratings.isna().to_numpy()
+        if bad.any():
+            raise ValueError(f"{source}: column {rating_col!r} must be numeric; row(s) {_describe_rows(bad)} "
+                             f"hold {df[rating_col][bad].astype(str).head(3).tolist()}")
+        if min_rating is not None:
+            keep &= ratings.to_numpy() >= float(min_rating)
+    elif min_rating is not None:
+        raise ValueError("min_rating needs rating_col")
+    times = None
+    if time_col is not None:
+        raw = df[time_col]
+        times = pd.to_numeric(raw, errors="coerce")
+        if times.isna().all():  # not numbers: dates
+            times = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+            bad = times.isna().to_numpy()
+            times = times.astype("int64") // 10**9 if not bad.any() else times
+        else:
+            bad = times.isna().to_numpy()
+        if bad.any():
+            raise ValueError(f"{source}: column {time_col!r} has missing or unparseable timestamps on "
+                             f"row(s) {_describe_rows(bad)} (e.g. {raw[bad].astype(str).head(3).tolist()})")
+        times = times.to_numpy(dtype=np.float64)
+        if not np.isfinite(times).all():
+            bad = ~np.isfinite(times)
+            raise ValueError(f"{source}: column {time_col!r} has non-finite values on row(s) {_describe_rows(bad)}")
+    users_raw = df[user_col].to_numpy()[keep]
+    items_raw = df[item_col].to_numpy()[keep]
+    if users_raw.size == 0:
+        raise ValueError(f"{source}: no interactions left after filtering {rating_col} >= {min_rating}")
+    dropped = 0
+    if user_ids is None:
+        user_ids, u = np.unique(users_raw, return_inverse=True)
+    else:
+        u = _lookup(user_ids, users_raw)
+    if item_ids is None:
+        item_ids, i = np.unique(items_raw, return_inverse=True)
+    else:
+        i = _lookup(item_ids, items_raw)
+    valid = (u >= 0) & (i >= 0)
+    dropped = int((~valid).sum())
+    u, i = u[valid].astype(np.int64), i[valid].astype(np.int64)
+    t = times[keep][valid] if times is not None else None
+    num_users, num_items = len(user_ids), len(item_ids)
+    key = u * num_items + i
+    if t is not None:  # keep the latest timestamp of repeated pairs
+        order = np.lexsort((t, key))
+        key_sorted, t_sorted = key[order], t[order]
+        last = np.r_[key_sorted[1:] != key_sorted[:-1], True]
+        key, t = key_sorted[last], t_sorted[last]
+    else:
+        key = np.unique(key)
+    train = torch.from_numpy(np.stack([key // num_items, key % num_items]))
+    meta: Dict[str, object] = {"source": source, "events": int(len(df)), "kept_events": int(keep.sum()),
+                               "unknown_id_events_dropped": dropped}
+    if t is not None:
+        meta["time"] = torch.from_numpy(t)
+    return InteractionGraph(num_users=num_users, num_items=num_items, train=train, user_ids=user_ids,
+                            item_ids=item_ids, name=name, meta=meta)
+
+
+def _lookup(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Index of each raw id in the sorted ``ids`` array, or -1 when absent."""
+    try:
+        pos = np.searchsorted(ids, raw)
+    except TypeError:  # mixed types (e.g. str vs int): compare as strings
+        ids_s, raw_s = ids.astype(str), raw.astype(str)
+        order = np.argsort(ids_s)
+        pos_s = np.searchsorted(ids_s[order], raw_s).clip(max=len(ids) - 1)
+        found = ids_s[order][pos_s] == raw_s
+        return np.where(found, order[pos_s], -1)
+    pos = pos.clip(max=len(ids) - 1)
+    return np.where(ids[pos] == raw, pos, -1)
+
+
+def read_interactions(path: PathLike, user_col: str, item_col: str, time_col: Optional[str] = None,
+                      rating_col: Optional[str] = None, min_rating: Optional[float] = None,
+                      sep: Optional[str] = None, name: Optional[str] = None, **kwargs) -> InteractionGraph:
+    """Read an interaction file (CSV/TSV/Parquet) into an :class:`InteractionGraph`; see
+    :func:`from_dataframe` for the arguments."""
+    df = read_table(path, sep=sep)
+    return from_dataframe(df, user_col, item_col, time_col=time_col, rating_col=rating_col,
+                          min_rating=min_rating, name=name or os.path.basename(os.fspath(path)),
+                          source=os.fspath(path), **kwargs)

@@ -34,6 +34,8 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from graphkit._ranking import PairIndex, topk_ties_by_index
+
 ALL_METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map", "f1")
 
 ScoreFn = Callable[[Tensor], Tensor]
@@ -52,60 +54,6 @@ def _check_pairs(name: str, pairs: Tensor, num_users: int, num_items: int) -> Te
             raise ValueError(f"{name}: item ids must lie in [0, {num_items}), found "
                              f"[{int(pairs[1].min())}, {int(pairs[1].max())}]")
     return pairs
-
-
-class _PairIndex:
-    """Sorted ``user * num_items + item`` keys with per-user CSR offsets."""
-
-    def __init__(self, pairs: Tensor, num_users: int, num_items: int, device: torch.device):
-        keys = torch.unique(pairs[0] * num_items + pairs[1]).to(device)  # sorted, deduplicated
-        self.keys = keys
-        self.num_items = num_items
-        users = keys // num_items
-        self.items = keys - users * num_items
-        counts = torch.bincount(users, minlength=num_users)
-        self.counts = counts
-        self.indptr = torch.zeros(num_users + 1, dtype=torch.long, device=device)
-        torch.cumsum(counts, 0, out=self.indptr[1:])
-
-    def block(self, users: Tensor) -> Tuple[Tensor, Tensor]:
-        """Row positions (within ``users``) and item ids of all pairs of ``users``."""
-        start, count = self.indptr[users], self.counts[users]
-        total = int(count.sum())
-        if total == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=users.device)
-            return empty, empty
-        rows = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
-        offsets = torch.arange(total, device=users.device) - torch.repeat_interleave(
-            torch.cumsum(count, 0) - count, count)
-        return rows, self.items[start[rows] + offsets]
-
-    def contains(self, users: Tensor, items: Tensor) -> Tensor:
-        """Boolean tensor: is ``(users[b], items[b, j])`` a stored pair."""
-        query = users.view(-1, 1) * self.num_items + items
-        if self.keys.numel() == 0:
-            return torch.zeros_like(query, dtype=torch.bool)
-        pos = torch.searchsorted(self.keys, query).clamp_(max=self.keys.numel() - 1)
-        return self.keys[pos] == query
-
-
-def _topk_ties_by_index(scores: Tensor, k: int) -> Tensor:
-    """Top-``k`` item indices per row; equal scores ranked by ascending item index."""
-    values, index = torch.topk(scores, k, dim=1, sorted=True)
-    # Within the top-k, order equal values by index: stable sort by index, then by value.
-    order = torch.argsort(index, dim=1)
-    values, index = values.gather(1, order), index.gather(1, order)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices
-    index = index.gather(1, order)
-    # Rows whose k-th value is tied with items left outside the top-k need the smallest indices.
-    kth = values.gather(1, order[:, -1:])
-    n_ge = (scores >= kth).sum(dim=1)
-    tied = (n_ge > k).nonzero().view(-1)
-    if tied.numel():
-        sub = scores[tied]
-        full = torch.sort(sub, dim=1, descending=True, stable=True).indices[:, :k]
-        index[tied] = full
-    return index
 
 
 @torch.no_grad()
@@ -160,8 +108,8 @@ def full_ranking(
             for i, e in enumerate(exclude) if e is not None]
 
     dev = torch.device(device) if device is not None else test.device
-    test_index = _PairIndex(test, num_users, num_items, dev)
-    excl_index = (_PairIndex(torch.cat(excl, dim=1), num_users, num_items, dev) if excl else None)
+    test_index = PairIndex(test, num_users, num_items, dev)
+    excl_index = (PairIndex(torch.cat(excl, dim=1), num_users, num_items, dev) if excl else None)
 
     eval_users = (test_index.counts > 0).nonzero().view(-1)
     if users is not None:
@@ -191,7 +139,7 @@ def full_ranking(
             if scores._base is not None:  # never write into a view of the caller's tensor
                 scores = scores.clone()
             scores[rows, cols] = float("-inf")
-        top = _topk_ties_by_index(scores, kmax)
+        top = topk_ties_by_index(scores, kmax)
         hits = test_index.contains(block, top).to(torch.float64)  # [B, kmax]
         n_test = test_index.counts[block].to(torch.float64)
         cum_hits = hits.cumsum(1)

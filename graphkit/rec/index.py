@@ -1,0 +1,4 @@
+"""Vectorised membership index over (user, item) pairs."""
+from graphkit._ranking import PairIndex
+
+__all__ = ["PairIndex"]

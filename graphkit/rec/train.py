@@ -1,0 +1,265 @@
+r"""Training loop for embedding recommenders (LightGCN, UltraGCN, MF) with early stopping,
+checkpoints and resume.
+
+A model plugs in by providing ``set_graph(train_edge_index)``, ``loss(users, pos, neg)``,
+``embeddings() -> (user_emb, item_emb)`` (or ``score_all(users)``), ``reset_parameters()`` and
+a JSON-able ``model_args`` property. Models that draw their own negatives (UltraGCN's many
+negatives) expose ``sample_negatives(num, generator, users=...)``.
+"""
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from graphkit._ranking import PairIndex
+from graphkit.rec.data import InteractionGraph
+from graphkit.rec.evaluate import full_ranking
+from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns."""
+
+    best_epoch: int
+    best_valid: Dict[str, float]
+    test: Optional[Dict[str, float]]
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    epochs_run: int = 0
+    wall_time_s: float = 0.0
+    selected_on: str = "valid"
+    stopped_early: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {k: getattr(self, k) for k in ("best_epoch", "best_valid", "test", "epochs_run", "wall_time_s",
+                                              "selected_on", "stopped_early")}
+
+
+def make_score_fn(model) -> Callable[[Tensor], Tensor]:
+    """Propagate once and return a block scorer ``users -> [B, num_items]``."""
+    if hasattr(model, "embeddings"):
+        user_emb, item_emb = model.embeddings()
+        return lambda users: user_emb[users] @ item_emb.t()
+    return model.score_all
+
+
+@torch.no_grad()
+def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Sequence[int] = (20,),
+                   metrics: Optional[Sequence[str]] = None, batch_size: int = 2048) -> Dict[str, float]:
+    r"""Full-ranking metrics of ``model`` on ``graph.<part>``.
+
+    Training items are always masked; for ``part="test"`` validation items are masked too.
+    """
+    target = getattr(graph, part)
+    if target is None:
+        raise ValueError(f"{graph.name} has no {part!r} interactions to evaluate on")
+    exclude = [graph.train] + ([graph.valid] if part == "test" and graph.valid is not None else [])
+    was_training = model.training
+    model.eval()
+    try:
+        device = _model_device(model)
+        kwargs = {} if metrics is None else {"metrics": tuple(metrics)}
+        return full_ranking(make_score_fn(model), graph.num_users, graph.num_items, target.to(device),
+                            exclude=[e.to(device) for e in exclude], ks=ks, batch_size=batch_size,
+                            device=device, **kwargs)
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def fit(
+    model,
+    graph: InteractionGraph,
+    *,
+    epochs: int = 1000,
+    batch_size: int = 2048,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    sampler: str = "user",
+    eval_every: int = 10,
+    patience: int = 5,
+    ks: Sequence[int] = (20,),
+    monitor: str = "recall@20",
+    select_on: str = "valid",
+    checkpoint_dir: Optional[str] = None,
+    resume: bool = True,
+    seed: int = 0,
+    log_path: Optional[str] = None,
+    progress: Optional[bool] = None,
+    time_budget_s: Optional[float] = None,
+    eval_batch_size: int = 2048,
+    on_eval: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> FitResult:
+    r"""Train ``model`` on ``graph.train`` with early stopping on a held-out part.
+
+    Args:
+        model: a recommender (see the module docstring); it is moved to no device here — put it
+            where it should train before calling.
+        graph (InteractionGraph): the data; ``graph.valid`` is used for model selection when
+            ``select_on="valid"``.
+        epochs (int): maximum number of epochs. (default: ``1000``)
+        batch_size (int): training pairs per step. (default: ``2048``)
+        lr (float): Adam learning rate. (default: ``1e-3``)
+        weight_decay (float): Adam weight decay (the models carry their own L2 terms, so 0 by
+            default).
+        sampler (str): ``"user"`` — each epoch draws ``|train|`` triples, users uniformly, then
+            a positive of theirs (the LightGCN reference sampler); ``"epoch"`` — one shuffled
+            pass over all training pairs (the UltraGCN reference). (default: ``"user"``)
+        eval_every (int): evaluate every this many epochs. (default: ``10``)
+        patience (int): stop after this many evaluations without improvement of ``monitor``.
+            (default: ``5``)
+        ks (sequence of int): cut-offs to compute. (default: ``(20,)``)
+        monitor (str): the metric used for selection and early stopping. (default: ``"recall@20"``)
+        select_on (str): ``"valid"`` (proper model selection) or ``"test"`` (the protocol of the
+            LightGCN/UltraGCN reference code, which picks the best epoch on the test set; the
+            result then says so). (default: ``"valid"``)
+        checkpoint_dir (str, optional): where to keep ``last.pt`` (resume) and ``best.pt``.
+        resume (bool): continue from ``checkpoint_dir/last.pt`` when it exists. (default: ``True``)
+        seed (int): seed of the sampling generator. (default: ``0``)
+        log_path (str, optional): JSONL file receiving one line per evaluation.
+        progress (bool, optional): show tqdm bars (default: only on a terminal and outside CI).
+        time_budget_s (float, optional): stop (after checkpointing) once this much wall time
+            has been spent in this call.
+        eval_batch_size (int): users per scoring block. (default: ``2048``)
+        on_eval (callable, optional): called with each evaluation record.
+    """
+    from graphkit.engine import JSONLLogger, load_checkpoint, progress as progress_bar, save_checkpoint
+
+    if sampler not in ("user", "epoch"):
+        raise ValueError(f"sampler must be 'user' or 'epoch', got {sampler!r}")
+    if select_on not in ("valid", "test"):
+        raise ValueError(f"select_on must be 'valid' or 'test', got {select_on!r}")
+    if select_on == "valid" and graph.valid is None:
+        raise ValueError(f"{graph.name} has no validation part: split one off (graphkit.rec.split) "
+                         "or pass select_on='test' to select on the test set (reference protocol)")
+    if select_on == "test" and graph.test is None:
+        raise ValueError(f"{graph.name} has no test part to select on")
+    if monitor.split("@")[0] not in ("recall", "ndcg", "precision", "hit", "mrr", "map", "f1"):
+        raise ValueError(f"unknown monitor metric {monitor!r}")
+    if int(monitor.split("@")[1]) not in ks:
+        ks = tuple(ks) + (int(monitor.split("@")[1]),)
+
+    device = _model_device(model)
+    train = graph.train.to(device)
+    model.set_graph(train)
+    positives = PairIndex(train, graph.num_users, graph.num_items)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    steps = max(1, math.ceil(graph.num_train / batch_size))
+
+    ckpt_dir = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
+    start_epoch, best_value, best_epoch, bad_evals = 0, -math.inf, -1, 0
+    best_valid: Dict[str, float] = {}
+    history: List[Dict[str, Any]] = []
+    elapsed_before = 0.0
+    if ckpt_dir is not None and resume and (ckpt_dir / "last.pt").exists():
+        state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer, map_location=device)
+        extra = state["extra"] or {}
+        start_epoch = state["epoch"] + 1
+        best_value = float(extra.get("best_value", -math.inf))
+        best_epoch = int(extra.get("best_epoch", -1))
+        bad_evals = int(extra.get("bad_evals", 0))
+        best_valid = dict(extra.get("best_valid", {}))
+        history = list(extra.get("history", []))
+        elapsed_before = float(extra.get("wall_time_s", 0.0))
+        if "generator" in extra:
+            generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+    logger = JSONLLogger(log_path) if log_path else None
+
+    def checkpoint(epoch: int, path: pathlib.Path) -> None:
+        extra = dict(best_value=best_value, best_epoch=best_epoch, bad_evals=bad_evals,
+                     best_valid=best_valid, history=history,
+                     wall_time_s=elapsed_before + time.time() - t0,
+                     generator=generator.get_state().tolist())
+        save_checkpoint(path, model=model, optimizer=optimizer, epoch=epoch,
+                        model_args=model.model_args, extra=extra)
+
+    t0 = time.time()
+    stopped_early = False
+    epoch = start_epoch - 1
+    uses_own_negatives = hasattr(model, "sample_negatives")
+    if sampler == "epoch":
+        all_users, all_items = train[0], train[1]
+    bar = progress_bar(range(start_epoch, epochs), desc="train", total=epochs,
+                       disable=None if progress is None else not progress, initial=start_epoch)
+    for epoch in bar:
+        model.train()
+        total = 0.0
+        perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
+        for step in range(steps):
+            if sampler == "user":
+                users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator)
+                if uses_own_negatives:
+                    neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+            else:
+                idx = perm[step * batch_size:(step + 1) * batch_size]
+                users, pos = all_users[idx], all_items[idx]
+                if uses_own_negatives:
+                    neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+                else:
+                    neg = sample_negatives(users, 1, positives, graph.num_items, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(users, pos, neg)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
+                                         "lower the learning rate")
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+        record: Dict[str, Any] = {"epoch": epoch, "loss": total / steps}
+        last = epoch == epochs - 1
+        out_of_time = time_budget_s is not None and time.time() - t0 >= time_budget_s
+        if (epoch + 1) % eval_every == 0 or last or out_of_time:
+            sel = evaluate_model(model, graph, select_on, ks=ks, batch_size=eval_batch_size)
+            record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
+            value = sel[monitor]
+            if value > best_value:
+                best_value, best_epoch, bad_evals = value, epoch, 0
+                best_valid = {k: v for k, v in sel.items() if "@" in k}
+                if ckpt_dir is not None:
+                    checkpoint(epoch, ckpt_dir / "best.pt")
+                else:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_evals += 1
+            record["best_epoch"] = best_epoch
+            history.append(record)
+            if logger is not None:
+                logger.log(**record)
+            if on_eval is not None:
+                on_eval(record)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{value:.4f}"},
+                                best=f"{best_value:.4f}@{best_epoch}")
+            if bad_evals >= patience:
+                stopped_early = True
+        if ckpt_dir is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time or stopped_early):
+            checkpoint(epoch, ckpt_dir / "last.pt")
+        if stopped_early or out_of_time:
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    if logger is not None:
+        logger.close()
+
+    # Restore the selected model and evaluate the test part once.
+    if best_epoch >= 0:
+        if ckpt_dir is not None:
+            load_checkpoint(ckpt_dir / "best.pt", model=model, map_location=device, restore_rng=False)
+        elif "best_state" in locals():
+            model.load_state_dict(best_state)
+    test = None
+    if graph.test is not None:
+        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size)
+    return FitResult(best_epoch=best_epoch, best_valid=best_valid, test=test, history=history,
+                     epochs_run=epoch + 1, wall_time_s=elapsed_before + time.time() - t0,
+                     selected_on=select_on, stopped_early=stopped_early)
