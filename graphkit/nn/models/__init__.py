@@ -1,5 +1,9 @@
 """Complete models built from graphkit's operators."""
 
-__all__ = []
+from graphkit.nn.models.ultragcn import UltraGCN
+
+__all__ = [
+    "UltraGCN",
+]
 
 classes = __all__

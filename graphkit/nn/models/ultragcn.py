@@ -1,0 +1,470 @@
+"""UltraGCN: graph-free collaborative filtering through constraint losses."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Buffers that depend on the training graph. They are saved with the state dict and resized
+# on load, so a restored model can rank and train without calling ``set_graph`` again.
+_GRAPH_BUFFERS = ("beta_user", "beta_item", "ii_neighbors", "ii_weights", "train_ptr", "train_col")
+
+
+def _check_index(name: str, index: Tensor, size: int, where: str) -> None:
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{where}: '{name}' must be a torch.Tensor, got {type(index).__name__}")
+    if index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{where}: '{name}' must hold integer ids (int64/int32), got {index.dtype}")
+    if index.numel() > 0:
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{where}: '{name}' contains id {bad}, outside [0, {size - 1}]")
+
+
+class _SampledDot(torch.autograd.Function):
+    r"""``out[b, n] = u[b] . W[idx[b, n]]`` without materialising ``W[idx]``.
+
+    The forward pass is a sampled dense-dense product (SDDMM) on a CSR pattern with ``N``
+    entries per row; the backward pass is two CSR sparse-dense products, ``G W`` for the rows
+    and ``G^T u`` for the table. Memory is ``O(B N)`` instead of ``O(B N d)``.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
+        b, n = idx.shape
+        crow = torch.arange(0, b * n + 1, n, dtype=torch.long, device=idx.device)
+        pattern = torch.sparse_csr_tensor(crow, idx.reshape(-1), torch.zeros(b * n, dtype=u.dtype, device=u.device),
+                                          size=(b, weight.size(0)))
+        out = torch.sparse.sampled_addmm(pattern, u, weight.t(), beta=0.0).values().view(b, n)
+        ctx.save_for_backward(u, weight, idx)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        u, weight, idx = ctx.saved_tensors
+        b, n = idx.shape
+        flat = idx.reshape(-1)
+        g = grad.reshape(-1).contiguous()
+        grad_u = grad_w = None
+        if ctx.needs_input_grad[0]:
+            crow = torch.arange(0, b * n + 1, n, dtype=torch.long, device=idx.device)
+            grad_u = torch.sparse_csr_tensor(crow, flat, g, size=(b, weight.size(0))) @ weight
+        if ctx.needs_input_grad[1]:
+            order = torch.argsort(flat)
+            crow_t = torch.zeros(weight.size(0) + 1, dtype=torch.long, device=idx.device)
+            crow_t[1:] = torch.cumsum(torch.bincount(flat, minlength=weight.size(0)), 0)
+            grad_w = torch.sparse_csr_tensor(crow_t, order // n, g[order], size=(weight.size(0), b)) @ u
+        return grad_u, grad_w, None
+
+
+def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
+    r"""Scores ``u[b] . weight[idx[b, n]]`` for ``idx`` of shape ``[B, N]``.
+
+    Uses the sparse kernels of :class:`_SampledDot` in eager mode (several times faster than
+    gathering a ``[B, N, d]`` tensor on CPU), and a plain gather + batched product under
+    :func:`torch.compile` or for dtypes the sparse kernels do not cover.
+    """
+    if torch.compiler.is_compiling() or u.dtype not in (torch.float32, torch.float64) \
+            or weight.dtype != u.dtype:
+        return torch.bmm(F.embedding(idx, weight), u.unsqueeze(-1)).squeeze(-1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return _SampledDot.apply(u, weight, idx.long())
+
+
+def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: int,
+                         num_neighbors: int = 10, *, keep_diagonal: bool = True,
+                         max_chunk_elements: int = 1 << 24) -> Tuple[Tensor, Tensor]:
+    r"""Top-:math:`K` item--item constraint neighbours of UltraGCN.
+
+    With the binary interaction matrix :math:`\mathbf{A} \in \{0,1\}^{|U| \times |I|}`, the
+    item co-occurrence graph is :math:`\mathbf{G} = \mathbf{A}^{\top}\mathbf{A}` and
+    :math:`g_i = \sum_k G_{i,k}`. Each row keeps the :math:`K` largest weights
+
+    .. math::
+        \omega_{i,j} = G_{i,j} \, \frac{\sqrt{g_i + 1}}{g_i} \, \frac{1}{\sqrt{g_j + 1}}.
+
+    This is the weighting used by the authors' code (``get_ii_constraint_mat``); the diagonal
+    :math:`G_{i,i} = d_i` is kept there, hence ``keep_diagonal=True`` by default.
+
+    Memory stays bounded: :math:`\mathbf{G}` is never built whole. Rows are computed in chunks
+    of at most ``max_chunk_elements // num_items`` items with a sparse product
+    :math:`\mathbf{A}_{:,\text{chunk}}^{\top}\mathbf{A}`, and only the top-:math:`K` of each row
+    is kept, so peak memory is :math:`O(\text{max\_chunk\_elements} + |I| K)`.
+
+    Args:
+        train_edge_index (torch.Tensor): Training pairs ``[2, E]`` (user, item).
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        num_neighbors (int, optional): :math:`K`. (default: :obj:`10`)
+        keep_diagonal (bool, optional): Keep :math:`G_{i,i}` (the reference behaviour).
+            (default: :obj:`True`)
+        max_chunk_elements (int, optional): Bound on the dense elements of one row chunk.
+            (default: :obj:`2**24`)
+
+    Returns:
+        ``(neighbors, weights)``: ``LongTensor[num_items, K]`` and ``FloatTensor[num_items, K]``.
+        Rows with fewer than :math:`K` co-occurring items are padded with the item itself and
+        weight ``0`` (no effect on the loss).
+    """
+    where = "item_item_constraint"
+    if num_neighbors < 1:
+        raise ValueError(f"{where}: num_neighbors must be >= 1, got {num_neighbors}")
+    k = min(num_neighbors, num_items)
+    ei = train_edge_index.detach().cpu().long()
+    row, col = ei[0].numpy(), ei[1].numpy()
+    a = sp.csr_matrix((np.ones(row.size, dtype=np.float64), (row, col)), shape=(num_users, num_items))
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    at = a.T.tocsr()
+    # g_i = sum_k G_ik = sum_u A_ui * d_u
+    user_deg = np.asarray(a.sum(axis=1)).ravel()
+    g = at @ user_deg
+    if not keep_diagonal:
+        g = g - np.asarray(a.sum(axis=0)).ravel()  # G_ii = d_i
+    with np.errstate(divide="ignore"):
+        left = np.where(g > 0, np.sqrt(g + 1.0) / np.where(g > 0, g, 1.0), 0.0)
+    right = 1.0 / np.sqrt(g + 1.0)
+
+    neighbors = torch.empty(num_items, k, dtype=torch.long)
+    weights = torch.empty(num_items, k, dtype=torch.float32)
+    chunk = max(1, max_chunk_elements // max(num_items, 1))
+    right_t = torch.from_numpy(right)
+    for start in range(0, num_items, chunk):
+        stop = min(start + chunk, num_items)
+        block = (at[start:stop] @ a).toarray()  # [chunk, num_items] co-occurrence rows
+        block_t = torch.from_numpy(block)
+        if not keep_diagonal:
+            idx = torch.arange(stop - start)
+            block_t[idx, idx + start] = 0.0
+        omega = block_t * torch.from_numpy(left[start:stop]).unsqueeze(1) * right_t.unsqueeze(0)
+        vals, idxs = torch.topk(omega, k, dim=1)
+        pad = vals <= 0
+        self_ids = torch.arange(start, stop).unsqueeze(1).expand_as(idxs)
+        idxs = torch.where(pad, self_ids, idxs)
+        vals = vals.masked_fill(pad, 0.0)
+        neighbors[start:stop] = idxs
+        weights[start:stop] = vals.float()
+    return neighbors, weights
+
+
+class UltraGCN(torch.nn.Module):
+    r"""The UltraGCN model from the `"UltraGCN: Ultra Simplification of Graph Convolutional
+    Networks for Recommendation" <https://arxiv.org/abs/2110.15114>`_ paper (Mao et al., CIKM 2021).
+
+    UltraGCN skips message passing. It learns plain user and item embeddings with a loss that
+    forces them towards the fixed point of an infinite-layer LightGCN: every positive and every
+    sampled negative pair :math:`(u, i)` enters a binary cross-entropy weighted by the degree
+    constraint :math:`\beta_{u,i}`, plus a constraint on the top-:math:`K` item--item
+    co-occurrence neighbours and an L2 term:
+
+    .. math::
+        \beta_{u,i} &= \frac{\sqrt{d_u + 1}}{d_u} \frac{1}{\sqrt{d_i + 1}}, \qquad
+        \hat{y}_{u,i} = \mathbf{e}_u^{\top} \mathbf{e}_i
+
+        \mathcal{L}_O &= -\sum_{(u,i) \in N^+} (w_1 + w_2 \beta_{u,i}) \log\sigma(\hat{y}_{u,i})
+        - \nu \sum_{(u,i) \in N^+} \frac{1}{|N_{u,i}^-|} \sum_{j \in N_{u,i}^-}
+        (w_3 + w_4 \beta_{u,j}) \log\sigma(-\hat{y}_{u,j})
+
+        \mathcal{L}_I &= -\sum_{(u,i) \in N^+} \sum_{j \in S(i)} \omega_{i,j}
+        \log\sigma(\hat{y}_{u,j})
+
+        \mathcal{L} &= \mathcal{L}_O + \lambda \mathcal{L}_I + \frac{\gamma}{2} \lVert \Theta \rVert_2^2
+
+    where :math:`N^-_{u,i}` are ``num_negatives`` items drawn uniformly, :math:`\nu` is
+    ``negative_weight`` and :math:`S(i)`, :math:`\omega_{i,j}` come from
+    :func:`item_item_constraint`. As in the authors' code, the loss is summed over the batch
+    and the L2 term covers both full embedding tables.
+
+    Call :meth:`set_graph` with the training pairs before :meth:`loss` or :meth:`recommend`.
+    The graph-derived buffers (degree weights, item--item neighbours, training CSR) are part of
+    the state dict and are restored by :meth:`load_state_dict`.
+
+    .. note::
+        Memory: the item--item constraint is computed in row chunks and only the top-:math:`K`
+        entries per item are stored (:math:`O(|I| K)`), never the :math:`|I| \times |I|`
+        co-occurrence matrix. One training step holds ``B * num_negatives`` scores.
+
+    Args:
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        embedding_dim (int, optional): Embedding size. (default: :obj:`64`)
+        w1 (float, optional): Constant weight of positive pairs. (default: :obj:`1e-7`)
+        w2 (float, optional): Weight of :math:`\beta` on positive pairs. (default: :obj:`1.0`)
+        w3 (float, optional): Constant weight of negative pairs. (default: :obj:`1e-7`)
+        w4 (float, optional): Weight of :math:`\beta` on negative pairs. (default: :obj:`1.0`)
+        num_negatives (int, optional): Negatives sampled per positive pair. (default: :obj:`200`)
+        negative_weight (float, optional): :math:`\nu`. (default: :obj:`200.0`)
+        gamma (float, optional): L2 coefficient :math:`\gamma`. (default: :obj:`1e-4`)
+        lambda_ (float, optional): Item--item loss coefficient :math:`\lambda`.
+            (default: :obj:`1e-3`)
+        num_neighbors (int, optional): :math:`K` item--item neighbours. (default: :obj:`10`)
+        init_std (float, optional): Standard deviation of the normal initialisation.
+            (default: :obj:`1e-3`)
+        sift_positives (bool, optional): Draw negatives uniformly among the items the user
+            has *not* interacted with (the authors' ``sampling_sift_pos``; used on
+            Amazon-Electronics). (default: :obj:`False`)
+
+    Shapes:
+        - **set_graph:** train pairs :math:`(2, E)`
+        - **loss:** users :math:`(B)`, pos_items :math:`(B)`, neg_items :math:`(B, N)` → scalar
+        - **forward:** users :math:`(B)`, items :math:`(B)` or :math:`(B, N)` → same as items
+        - **score_all:** users :math:`(B)` → :math:`(B, |I|)`
+        - **recommend:** users :math:`(B)` → :math:`(B, k)`
+    """
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, *,
+                 w1: float = 1e-7, w2: float = 1.0, w3: float = 1e-7, w4: float = 1.0,
+                 num_negatives: int = 200, negative_weight: float = 200.0, gamma: float = 1e-4,
+                 lambda_: float = 1e-3, num_neighbors: int = 10, init_std: float = 1e-3,
+                 sift_positives: bool = False):
+        super().__init__()
+        for name, value in (("num_users", num_users), ("num_items", num_items),
+                            ("embedding_dim", embedding_dim), ("num_negatives", num_negatives),
+                            ("num_neighbors", num_neighbors)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"UltraGCN: '{name}' must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"UltraGCN: '{name}' must be >= 1, got {value}")
+        for name, value in (("w1", w1), ("w2", w2), ("w3", w3), ("w4", w4),
+                            ("negative_weight", negative_weight), ("gamma", gamma),
+                            ("lambda_", lambda_), ("init_std", init_std)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"UltraGCN: '{name}' must be a finite number >= 0, got {value!r}")
+        self.num_users = num_users
+        self.num_items = num_items
+        self.embedding_dim = embedding_dim
+        self.w1, self.w2, self.w3, self.w4 = float(w1), float(w2), float(w3), float(w4)
+        self.num_negatives = num_negatives
+        self.negative_weight = float(negative_weight)
+        self.gamma = float(gamma)
+        self.lambda_ = float(lambda_)
+        self.num_neighbors = num_neighbors
+        self.init_std = float(init_std)
+        self.sift_positives = bool(sift_positives)
+
+        self.user_embedding = torch.nn.Embedding(num_users, embedding_dim)
+        self.item_embedding = torch.nn.Embedding(num_items, embedding_dim)
+        self.register_buffer("beta_user", torch.zeros(0))
+        self.register_buffer("beta_item", torch.zeros(0))
+        self.register_buffer("ii_neighbors", torch.zeros(0, num_neighbors, dtype=torch.long))
+        self.register_buffer("ii_weights", torch.zeros(0, num_neighbors))
+        self.register_buffer("train_ptr", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("train_col", torch.zeros(0, dtype=torch.long))
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ setup
+    def reset_parameters(self) -> None:
+        r"""Re-draws both embedding tables from :math:`\mathcal{N}(0, \text{init\_std}^2)`."""
+        torch.nn.init.normal_(self.user_embedding.weight, std=self.init_std)
+        torch.nn.init.normal_(self.item_embedding.weight, std=self.init_std)
+
+    @property
+    def model_args(self) -> Dict[str, Any]:
+        """JSON-able constructor arguments (``UltraGCN(**model.model_args)`` rebuilds it)."""
+        return dict(num_users=self.num_users, num_items=self.num_items,
+                    embedding_dim=self.embedding_dim, w1=self.w1, w2=self.w2, w3=self.w3,
+                    w4=self.w4, num_negatives=self.num_negatives,
+                    negative_weight=self.negative_weight, gamma=self.gamma,
+                    lambda_=self.lambda_, num_neighbors=self.num_neighbors,
+                    init_std=self.init_std, sift_positives=self.sift_positives)
+
+    @property
+    def has_graph(self) -> bool:
+        return self.beta_user.numel() == self.num_users and self.ii_neighbors.size(0) == self.num_items
+
+    @torch.no_grad()
+    def set_graph(self, train_edge_index: Tensor, *, keep_diagonal: bool = True,
+                  max_chunk_elements: int = 1 << 24) -> None:
+        r"""Pre-computes everything UltraGCN needs from the training pairs.
+
+        Degree weights :math:`\beta`, the top-:math:`K` item--item constraint (sparse and
+        chunked, see :func:`item_item_constraint`) and a CSR of the training items per user
+        (used to mask seen items and, with ``sift_positives``, to reject positives).
+
+        Args:
+            train_edge_index (torch.Tensor): ``[2, E]`` (user, item) pairs, int64.
+            keep_diagonal (bool, optional): Keep :math:`G_{i,i}` in the item--item graph, as the
+                authors' code does. (default: :obj:`True`)
+            max_chunk_elements (int, optional): Memory bound of the item--item computation.
+        """
+        where = "UltraGCN.set_graph"
+        if not isinstance(train_edge_index, Tensor):
+            raise TypeError(f"{where}: expected a [2, E] LongTensor, got {type(train_edge_index).__name__}")
+        if train_edge_index.dim() != 2 or train_edge_index.size(0) != 2:
+            raise ValueError(f"{where}: expected shape [2, E] (user, item), got {list(train_edge_index.shape)}")
+        if train_edge_index.size(1) == 0:
+            raise ValueError(f"{where}: the training graph is empty")
+        _check_index("train_edge_index[0] (users)", train_edge_index[0], self.num_users, where)
+        _check_index("train_edge_index[1] (items)", train_edge_index[1], self.num_items, where)
+        device = self.user_embedding.weight.device
+        ei = train_edge_index.detach().cpu().long()
+        key = torch.unique(ei[0] * self.num_items + ei[1])  # sorted, de-duplicated
+        users, items = key // self.num_items, key % self.num_items
+
+        du = torch.bincount(users, minlength=self.num_users).double()
+        di = torch.bincount(items, minlength=self.num_items).double()
+        beta_user = torch.where(du > 0, (du + 1).sqrt() / du.clamp(min=1), torch.zeros_like(du))
+        beta_item = 1.0 / (di + 1).sqrt()
+
+        nb, w = item_item_constraint(torch.stack([users, items]), self.num_users, self.num_items,
+                                     self.num_neighbors, keep_diagonal=keep_diagonal,
+                                     max_chunk_elements=max_chunk_elements)
+        if nb.size(1) < self.num_neighbors:  # fewer items than K
+            pad = self.num_neighbors - nb.size(1)
+            nb = torch.cat([nb, nb[:, :1].expand(-1, pad)], dim=1)
+            w = torch.cat([w, torch.zeros(w.size(0), pad)], dim=1)
+        ptr = torch.zeros(self.num_users + 1, dtype=torch.long)
+        ptr[1:] = torch.cumsum(du.long(), 0)
+
+        self.beta_user = beta_user.float().to(device)
+        self.beta_item = beta_item.float().to(device)
+        self.ii_neighbors = nb.to(device)
+        self.ii_weights = w.to(device)
+        self.train_ptr = ptr.to(device)
+        self.train_col = items.to(device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Graph buffers change size with the graph: adopt the stored shape before copying.
+        for name in _GRAPH_BUFFERS:
+            value = state_dict.get(prefix + name)
+            if isinstance(value, Tensor):
+                current = getattr(self, name)
+                setattr(self, name, torch.empty(value.shape, dtype=current.dtype, device=current.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _require_graph(self, where: str) -> None:
+        if not self.has_graph:
+            raise RuntimeError(f"UltraGCN.{where}: call set_graph(train_edge_index) first")
+
+    # --------------------------------------------------------------- sampling
+    def _seen_rows(self, users: Tensor) -> Tuple[Tensor, Tensor]:
+        """Flattened (row position, item) of the training items of ``users``."""
+        start, end = self.train_ptr[users], self.train_ptr[users + 1]
+        counts = end - start
+        rows = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), counts)
+        offsets = torch.arange(rows.numel(), device=users.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        return rows, self.train_col[torch.repeat_interleave(start, counts) + offsets]
+
+    def _is_seen(self, users: Tensor, items: Tensor) -> Tensor:
+        """Boolean mask: ``items[b, n]`` is a training item of ``users[b]``."""
+        counts = self.train_ptr[1:] - self.train_ptr[:-1]
+        keys = torch.repeat_interleave(torch.arange(self.num_users, device=users.device), counts) \
+            * self.num_items + self.train_col  # sorted: CSR rows hold sorted items
+        key = users.unsqueeze(1) * self.num_items + items
+        pos = torch.searchsorted(keys, key.reshape(-1)).clamp(max=keys.numel() - 1)
+        return (keys[pos] == key.reshape(-1)).view_as(items)
+
+    def sample_negatives(self, num: int, generator: Optional[torch.Generator] = None,
+                         users: Optional[Tensor] = None) -> Tensor:
+        r"""Draws ``num_negatives`` items per positive pair, uniformly, on the model's device.
+
+        Args:
+            num (int): Number of positive pairs in the batch.
+            generator (torch.Generator, optional): Random generator on the model's device.
+            users (torch.Tensor, optional): The batch users ``[num]``. Required when
+                ``sift_positives=True``: the user's training items are then redrawn (rejection
+                sampling, i.e. uniform over the items the user has not seen).
+
+        Returns:
+            ``LongTensor[num, num_negatives]``.
+        """
+        device = self.user_embedding.weight.device
+        neg = torch.randint(0, self.num_items, (num, self.num_negatives), device=device,
+                            generator=generator)
+        if self.sift_positives:
+            if users is None:
+                raise ValueError("UltraGCN.sample_negatives: sift_positives=True needs 'users'")
+            self._require_graph("sample_negatives")
+            users = users.to(device)
+            seen = self._is_seen(users, neg)
+            for _ in range(1000):
+                n_bad = int(seen.sum())
+                if n_bad == 0:
+                    break
+                neg[seen] = torch.randint(0, self.num_items, (n_bad,), device=device,
+                                          generator=generator)
+                seen = self._is_seen(users, neg)
+            else:
+                raise RuntimeError("UltraGCN.sample_negatives: a user has interacted with (almost) "
+                                   "every item; cannot sift positives")
+        return neg
+
+    # ------------------------------------------------------------------ model
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        r"""Scores :math:`\mathbf{e}_u^{\top}\mathbf{e}_i` for pairs; ``items`` may be
+        ``[B]`` or ``[B, N]`` (``N`` items per user)."""
+        u = self.user_embedding(users)
+        i = self.item_embedding(items)
+        if items.dim() == users.dim() + 1:
+            return torch.bmm(i, u.unsqueeze(-1)).squeeze(-1)
+        return (u * i).sum(-1)
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        r"""The full UltraGCN objective :math:`\mathcal{L}_O + \lambda \mathcal{L}_I +
+        \frac{\gamma}{2}\lVert\Theta\rVert^2`, summed over the batch (as the authors do).
+
+        Args:
+            users (torch.Tensor): ``[B]`` user ids.
+            pos_items (torch.Tensor): ``[B]`` positive item ids.
+            neg_items (torch.Tensor): ``[B, N]`` sampled negatives.
+        """
+        self._require_graph("loss")
+        if users.shape != pos_items.shape or users.dim() != 1:
+            raise ValueError(f"UltraGCN.loss: users and pos_items must be 1-D of equal length, "
+                             f"got {list(users.shape)} and {list(pos_items.shape)}")
+        if neg_items.dim() != 2 or neg_items.size(0) != users.size(0):
+            raise ValueError(f"UltraGCN.loss: neg_items must be [B, N] with B={users.size(0)}, "
+                             f"got {list(neg_items.shape)}")
+        u = self.user_embedding(users)
+        pos_scores = (u * self.item_embedding(pos_items)).sum(-1)
+        neg_scores = sampled_dot(u, self.item_embedding.weight, neg_items)
+
+        beta_u = self.beta_user[users]
+        pos_w = self.w1 + self.w2 * beta_u * self.beta_item[pos_items]
+        neg_w = self.w3 + self.w4 * beta_u.unsqueeze(1) * self.beta_item[neg_items]
+        # BCE-with-logits: label 1 -> softplus(-s), label 0 -> softplus(s)
+        loss_o = (pos_w * F.softplus(-pos_scores)).sum() \
+            + self.negative_weight * (neg_w * F.softplus(neg_scores)).mean(-1).sum()
+
+        nb = self.ii_neighbors[pos_items]                     # [B, K]
+        nb_scores = sampled_dot(u, self.item_embedding.weight, nb)
+        loss_i = -(self.ii_weights[pos_items] * F.logsigmoid(nb_scores)).sum()
+
+        norm = 0.5 * (self.user_embedding.weight.pow(2).sum() + self.item_embedding.weight.pow(2).sum())
+        return loss_o + self.lambda_ * loss_i + self.gamma * norm
+
+    @torch.no_grad()
+    def score_all(self, users: Tensor) -> Tensor:
+        """Scores of ``users`` against every item, ``[B, num_items]``."""
+        return self.user_embedding(users) @ self.item_embedding.weight.t()
+
+    @torch.no_grad()
+    def recommend(self, users: Tensor, k: int = 20, exclude_seen: bool = True) -> Tensor:
+        """Top-``k`` item ids per user ``[B, k]``, best first; training items masked out."""
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.num_items:
+            raise ValueError(f"UltraGCN.recommend: k must be an int in [1, {self.num_items}], got {k!r}")
+        device = self.user_embedding.weight.device
+        users = torch.as_tensor(users, device=device)
+        _check_index("users", users, self.num_users, "UltraGCN.recommend")
+        users = users.long()
+        scores = self.score_all(users)
+        if exclude_seen:
+            self._require_graph("recommend")
+            rows, cols = self._seen_rows(users)
+            scores[rows, cols] = float("-inf")
+        return scores.topk(k, dim=1).indices
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
+                f"embedding_dim={self.embedding_dim}, num_negatives={self.num_negatives}, "
+                f"num_neighbors={self.num_neighbors})")
