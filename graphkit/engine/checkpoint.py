@@ -209,6 +209,9 @@ def load_checkpoint(path: PathLike, *, model: Optional[torch.nn.Module] = None,
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"load_checkpoint: {path} is not a graphkit checkpoint "
                          f"(missing format marker {FORMAT!r})")
+    missing = [k for k in ("epoch", "model_args", "model", "rng") if k not in ckpt]
+    if missing:
+        raise ValueError(f"load_checkpoint: {path} is missing {', '.join(missing)}")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(f"load_checkpoint: {path} has format version {ckpt['format_version']}, "
                          f"newer than supported ({FORMAT_VERSION})")
