@@ -147,6 +147,13 @@ def save_checkpoint(path: PathLike, *, model: torch.nn.Module,
 
     Returns:
         pathlib.Path: The written checkpoint path.
+
+    .. note::
+        Under DDP (``torchrun``), save from the main process only
+        (``if is_main_process(): ...``, then :func:`~graphkit.engine.barrier`). The random
+        states stored are those of the saving process; a random stream that is not global
+        (a :class:`torch.Generator` passed to a sampler) must go into ``extra``, e.g.
+        ``extra={"generator": gen.get_state()}``.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"save_checkpoint: model must be a torch.nn.Module, "

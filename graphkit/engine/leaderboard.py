@@ -49,6 +49,23 @@ calls `graphkit.engine.write_result_record(...)`. The record holds:
   budgets on CPU, missing features, different splits), stated plainly;
 - provenance: the exact command, git commit, package versions, hardware, wall time and date.
 
+```python
+from graphkit.engine import RunTracker, write_result_record
+
+tracker = RunTracker()                       # tracker.add(run, valid=..., test=...) per evaluation
+...
+write_result_record(
+    entry="dagnn-coauthor-cs", method="DAGNN", dataset="Coauthor-CS",
+    task="node classification", primary_metric="accuracy",
+    metrics={"accuracy": {"paper": 92.8, "paper_source": "Table 3", "tolerance": 1.0,
+                          "values": tracker.best_test_values()}},   # in the paper's unit (%)
+    runs=10, protocol="20/30 per class train/valid, rest test; test at best validation",
+    deviations=["10 runs instead of 100"], wall_time_s=elapsed)
+```
+
+`mean` and `std` (sample standard deviation, `ddof=1`, as in OGB's examples) are computed from
+`values`; the record is checked against the schema before it is written, and written atomically.
+
 A shortfall is reported, not hidden: the status column says whether our mean is within the
 stated tolerance of the paper's number, and the notes below the table give the reasons.
 

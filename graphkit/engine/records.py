@@ -379,6 +379,11 @@ def write_result_record(*, entry: str, method: str, dataset: str, task: str,
 
     Returns:
         pathlib.Path: The written file.
+
+    Raises:
+        RecordError: naming the file and every malformed field; nothing is written then.
+
+    Under DDP, call it on the main process only.
     """
     if isinstance(deviations, str):
         deviations = [deviations] if deviations.strip() else []

@@ -1,5 +1,7 @@
+import io
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -60,5 +62,12 @@ def test_progress_disabled_under_ci(monkeypatch):
     assert bar.disable and list(bar) == [0, 1, 2]
     monkeypatch.delenv("CI")
     assert progress(range(2), disable=False).disable is False
-    # pytest captures stderr, so it is not a terminal
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
     assert progress_disabled()
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert not progress_disabled()
