@@ -13,6 +13,8 @@ from torch import Tensor
 
 # Buffers that depend on the training graph. They are saved with the state dict and resized
 # on load, so a restored model can rank and train without calling ``set_graph`` again.
+#: Above this many user x item cells, seen-item checks use binary search instead of a bitmap.
+_DENSE_SEEN_LIMIT = 1 << 26
 _GRAPH_BUFFERS = ("beta_user", "beta_item", "ii_neighbors", "ii_weights", "train_ptr", "train_col")
 
 
@@ -253,6 +255,7 @@ class UltraGCN(torch.nn.Module):
 
         self.user_embedding = torch.nn.Embedding(num_users, embedding_dim)
         self.item_embedding = torch.nn.Embedding(num_items, embedding_dim)
+        self._seen_cache: Optional[Tuple[Tensor, Optional[bool]]] = None
         self.register_buffer("beta_user", torch.zeros(0))
         self.register_buffer("beta_item", torch.zeros(0))
         self.register_buffer("ii_neighbors", torch.zeros(0, num_neighbors, dtype=torch.long))
@@ -331,9 +334,11 @@ class UltraGCN(torch.nn.Module):
         self.ii_weights = w.to(device)
         self.train_ptr = ptr.to(device)
         self.train_col = items.to(device)
+        self._seen_cache = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Graph buffers change size with the graph: adopt the stored shape before copying.
+        self._seen_cache = None
         for name in _GRAPH_BUFFERS:
             value = state_dict.get(prefix + name)
             if isinstance(value, Tensor):
@@ -357,12 +362,22 @@ class UltraGCN(torch.nn.Module):
 
     def _is_seen(self, users: Tensor, items: Tensor) -> Tensor:
         """Boolean mask: ``items[b, n]`` is a training item of ``users[b]``."""
-        counts = self.train_ptr[1:] - self.train_ptr[:-1]
-        keys = torch.repeat_interleave(torch.arange(self.num_users, device=users.device), counts) \
-            * self.num_items + self.train_col  # sorted: CSR rows hold sorted items
-        key = users.unsqueeze(1) * self.num_items + items
-        pos = torch.searchsorted(keys, key.reshape(-1)).clamp(max=keys.numel() - 1)
-        return (keys[pos] == key.reshape(-1)).view_as(items)
+        if self._seen_cache is None or self._seen_cache[0].device != self.train_col.device:
+            counts = self.train_ptr[1:] - self.train_ptr[:-1]
+            rows = torch.repeat_interleave(torch.arange(self.num_users, device=counts.device), counts)
+            if self.num_users * self.num_items <= _DENSE_SEEN_LIMIT:
+                dense = torch.zeros(self.num_users, self.num_items, dtype=torch.bool,
+                                    device=counts.device)
+                dense[rows, self.train_col] = True
+                self._seen_cache = (dense, None)
+            else:  # sorted (user, item) keys: CSR rows hold sorted items
+                self._seen_cache = (rows * self.num_items + self.train_col, True)
+        table, is_keys = self._seen_cache
+        if is_keys is None:
+            return table[users.unsqueeze(1).expand_as(items), items]
+        key = (users.unsqueeze(1) * self.num_items + items).reshape(-1)
+        pos = torch.searchsorted(table, key).clamp(max=table.numel() - 1)
+        return (table[pos] == key).view_as(items)
 
     def sample_negatives(self, num: int, generator: Optional[torch.Generator] = None,
                          users: Optional[Tensor] = None) -> Tensor:

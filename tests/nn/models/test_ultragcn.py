@@ -1,0 +1,278 @@
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from graphkit.nn.models import UltraGCN
+from graphkit.nn.models.ultragcn import item_item_constraint, sampled_dot
+
+
+def random_graph(num_users=30, num_items=25, p=0.2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.rand(num_users, num_items, generator=gen) < p
+    mask[torch.arange(num_users), torch.randint(0, num_items, (num_users,), generator=gen)] = True
+    return mask.nonzero().t().contiguous(), mask
+
+
+def brute_force_omega(mask: torch.Tensor, keep_diagonal=True):
+    a = mask.double()
+    g_mat = a.t() @ a
+    if not keep_diagonal:
+        g_mat.fill_diagonal_(0)
+    g = g_mat.sum(1)
+    left = torch.where(g > 0, (g + 1).sqrt() / g.clamp(min=1), torch.zeros_like(g))
+    return g_mat * left[:, None] / (g[None, :] + 1).sqrt()
+
+
+def reference_loss(model, users, pos, neg, mask):
+    """Straightforward dense re-statement of the UltraGCN objective."""
+    du, di = mask.sum(1).double(), mask.sum(0).double()
+    bu = (du + 1).sqrt() / du
+    bi = 1 / (di + 1).sqrt()
+    U, I = model.user_embedding.weight, model.item_embedding.weight
+    pos_s = (U[users] * I[pos]).sum(-1)
+    neg_s = (U[users][:, None, :] * I[neg]).sum(-1)
+    pw = model.w1 + model.w2 * bu[users] * bi[pos]
+    nw = model.w3 + model.w4 * bu[users][:, None] * bi[neg]
+    lo = F.binary_cross_entropy_with_logits(pos_s, torch.ones_like(pos_s), weight=pw.float(), reduction="sum")
+    lneg = F.binary_cross_entropy_with_logits(neg_s, torch.zeros_like(neg_s), weight=nw.float(),
+                                              reduction="none").mean(-1).sum()
+    omega = brute_force_omega(mask)
+    w, nb = omega.topk(model.num_neighbors, dim=1)
+    nb_s = (U[users][:, None, :] * I[nb[pos]]).sum(-1)
+    li = -(w[pos].float() * F.logsigmoid(nb_s)).sum()
+    norm = 0.5 * (U.pow(2).sum() + I.pow(2).sum())
+    return lo + model.negative_weight * lneg + model.lambda_ * li + model.gamma * norm
+
+
+@pytest.mark.parametrize("keep_diagonal", [True, False])
+@pytest.mark.parametrize("chunk", [1 << 24, 50, 1])
+def test_item_item_constraint_matches_brute_force(keep_diagonal, chunk):
+    edge_index, mask = random_graph(40, 33, 0.15, seed=1)
+    k = 5
+    nb, w = item_item_constraint(edge_index, 40, 33, k, keep_diagonal=keep_diagonal, max_chunk_elements=chunk)
+    omega = brute_force_omega(mask, keep_diagonal)
+    assert nb.shape == (33, k) and w.shape == (33, k)
+    expected_vals = omega.topk(k, dim=1).values.float()
+    # Top-K weights agree (ties may pick different items, but with equal weight).
+    assert torch.allclose(w.sort(dim=1, descending=True).values, expected_vals, rtol=1e-6, atol=1e-9)
+    chosen = omega.gather(1, nb).float()
+    nz = w > 0
+    assert torch.allclose(chosen[nz], w[nz], rtol=1e-6)
+    # No duplicate neighbours among the non-padded entries.
+    for i in range(33):
+        ids = nb[i][nz[i]]
+        assert ids.unique().numel() == ids.numel()
+    if not keep_diagonal:
+        assert not ((nb == torch.arange(33)[:, None]) & nz).any()
+
+
+def test_item_item_constraint_pads_sparse_rows():
+    # item 2 co-occurs only with itself; item 3 is never seen
+    edge_index = torch.tensor([[0, 0, 1, 2], [0, 1, 1, 2]])
+    nb, w = item_item_constraint(edge_index, 3, 4, 3)
+    assert (w[3] == 0).all() and (nb[3] == 3).all()
+    assert (w[2, 1:] == 0).all() and nb[2, 0] == 2 and w[2, 0] > 0
+    # item 0 co-occurs with itself and item 1 (user 0): G_00 = 1, G_01 = 1, g_0 = 2, g_1 = 3
+    expected = {0: 1 * (3 ** 0.5) / 2 / 3 ** 0.5, 1: 1 * (3 ** 0.5) / 2 / 4 ** 0.5}
+    got = {int(j): float(v) for j, v in zip(nb[0], w[0]) if v > 0}
+    assert got.keys() == expected.keys()
+    for j in got:
+        assert got[j] == pytest.approx(expected[j], rel=1e-6)
+
+
+def test_item_item_constraint_large_item_set_memory_bounded():
+    # 20k items with a 1M-element chunk bound: a dense item x item matrix would need 3.2 GB.
+    gen = torch.Generator().manual_seed(0)
+    e = 60_000
+    edge_index = torch.stack([torch.randint(0, 5_000, (e,), generator=gen),
+                              torch.randint(0, 20_000, (e,), generator=gen)])
+    nb, w = item_item_constraint(edge_index, 5_000, 20_000, 10, max_chunk_elements=1 << 20)
+    assert nb.shape == (20_000, 10) and torch.isfinite(w).all() and (w >= 0).all()
+
+
+def test_sampled_dot_matches_gather_and_gradients():
+    torch.manual_seed(0)
+    u = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
+    idx = torch.randint(0, 11, (7, 9))
+    idx[0, :3] = 4  # duplicates within a row
+    g = torch.randn(7, 9, dtype=torch.float64)
+    out = sampled_dot(u, W, idx)
+    ref = (u[:, None, :] * W[idx]).sum(-1)
+    assert torch.allclose(out, ref)
+    gu, gw = torch.autograd.grad((out * g).sum(), (u, W))
+    ru, rw = torch.autograd.grad((ref * g).sum(), (u, W))
+    assert torch.allclose(gu, ru) and torch.allclose(gw, rw)
+    assert torch.autograd.gradcheck(lambda a, b: sampled_dot(a, b, idx), (u, W))
+
+
+def build(seed=0, **kw):
+    edge_index, mask = random_graph(seed=seed)
+    kw = {"num_negatives": 6, "negative_weight": 6.0, "num_neighbors": 4, "init_std": 0.1, **kw}
+    model = UltraGCN(30, 25, 8, **kw)
+    model.set_graph(edge_index)
+    return model, edge_index, mask
+
+
+def test_loss_matches_reference_formula():
+    torch.manual_seed(0)
+    model, edge_index, mask = build(lambda_=0.5, gamma=1e-2, w1=0.1, w3=0.2)
+    users, pos = edge_index[0, :16], edge_index[1, :16]
+    neg = model.sample_negatives(16)
+    assert neg.shape == (16, 6) and neg.dtype == torch.long
+    got = model.loss(users, pos, neg)
+    expected = reference_loss(model, users, pos, neg, mask)
+    assert torch.allclose(got, expected.float(), rtol=1e-5)
+    got.backward()
+    assert model.user_embedding.weight.grad.abs().sum() > 0
+
+
+def test_degree_weights():
+    model, edge_index, mask = build()
+    du, di = mask.sum(1).double(), mask.sum(0).double()
+    assert torch.allclose(model.beta_user.double(), (du + 1).sqrt() / du, rtol=1e-6)
+    assert torch.allclose(model.beta_item.double(), 1 / (di + 1).sqrt(), rtol=1e-6)
+
+
+def test_training_decreases_loss_and_ranks_positives():
+    torch.manual_seed(0)
+    model, edge_index, mask = build(init_std=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    u, p = edge_index
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        loss = model.loss(u, p, model.sample_negatives(u.numel()))
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.5 * first
+    scores = model.score_all(torch.arange(30))
+    # trained positives score above the user's unseen items on average
+    assert scores[mask].mean() > scores[~mask].mean() + 1.0
+
+
+def test_forward_score_all_and_recommend():
+    model, edge_index, mask = build()
+    users = torch.tensor([0, 3, 7])
+    items = torch.tensor([1, 2, 3])
+    s = model(users, items)
+    full = model.score_all(users)
+    assert full.shape == (3, 25)
+    assert torch.allclose(s, full[torch.arange(3), items])
+    assert torch.allclose(model(users, items.view(3, 1).expand(3, 4)), s.view(3, 1).expand(3, 4))
+    rec = model.recommend(users, k=5)
+    assert rec.shape == (3, 5)
+    for r, uu in enumerate(users):
+        assert not mask[uu, rec[r]].any()
+        masked = full[r].clone()
+        masked[mask[uu]] = float("-inf")
+        assert torch.equal(rec[r].sort().values, masked.topk(5).indices.sort().values)
+    rec_all = model.recommend(users, k=5, exclude_seen=False)
+    assert torch.equal(rec_all, full.topk(5).indices)
+
+
+def test_sift_positives_sampling_excludes_seen_items():
+    model, edge_index, mask = build(sift_positives=True, num_negatives=50)
+    users = torch.arange(30).repeat_interleave(4)
+    neg = model.sample_negatives(users.numel(), users=users,
+                                 generator=torch.Generator().manual_seed(1))
+    assert neg.shape == (120, 50)
+    assert not mask[users[:, None].expand_as(neg), neg].any()
+    with pytest.raises(ValueError, match="needs 'users'"):
+        model.sample_negatives(4)
+
+
+def test_sampling_is_reproducible_with_generator():
+    model, _, _ = build()
+    a = model.sample_negatives(10, generator=torch.Generator().manual_seed(3))
+    b = model.sample_negatives(10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and int(a.max()) < 25 and int(a.min()) >= 0
+
+
+def test_reset_parameters_and_repr_and_model_args(tmp_path):
+    model, edge_index, _ = build()
+    assert repr(model) == "UltraGCN(30, 25, embedding_dim=8, num_negatives=6, num_neighbors=4)"
+    torch.manual_seed(1)
+    model.reset_parameters()
+    w1 = model.user_embedding.weight.clone()
+    torch.manual_seed(1)
+    model.reset_parameters()
+    assert torch.equal(w1, model.user_embedding.weight)
+    assert model.user_embedding.weight.std().item() == pytest.approx(0.1, rel=0.2)
+
+    # state_dict + JSON args round trip restores the graph buffers too
+    args = json.loads(json.dumps(model.model_args))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    clone = UltraGCN(**args)
+    assert not clone.has_graph
+    clone.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert clone.has_graph
+    users, pos = edge_index[0, :5], edge_index[1, :5]
+    neg = model.sample_negatives(5)
+    assert torch.allclose(clone.loss(users, pos, neg), model.loss(users, pos, neg))
+    assert torch.equal(clone.recommend(torch.arange(5), k=3), model.recommend(torch.arange(5), k=3))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="num_items"):
+        UltraGCN(3, 0)
+    with pytest.raises(TypeError, match="embedding_dim"):
+        UltraGCN(3, 4, 2.5)
+    with pytest.raises(ValueError, match="gamma"):
+        UltraGCN(3, 4, gamma=float("nan"))
+    model = UltraGCN(3, 4, 2, num_negatives=2)
+    with pytest.raises(RuntimeError, match="set_graph"):
+        model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]]))
+    with pytest.raises(ValueError, match=r"\[2, E\]"):
+        model.set_graph(torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="id 7"):
+        model.set_graph(torch.tensor([[0, 1], [2, 7]]))
+    with pytest.raises(ValueError, match="empty"):
+        model.set_graph(torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer"):
+        model.set_graph(torch.tensor([[0.0, 1.0], [2.0, 3.0]]))
+    model.set_graph(torch.tensor([[0, 1, 2], [0, 1, 3]]))
+    with pytest.raises(ValueError, match=r"neg_items must be \[B, N\]"):
+        model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([2, 3]))
+    with pytest.raises(ValueError, match="k must be"):
+        model.recommend(torch.tensor([0]), k=9)
+    with pytest.raises(ValueError, match="id 5"):
+        model.recommend(torch.tensor([5]), k=2)
+
+
+def test_torch_compile():
+    model, edge_index, _ = build()
+    users, pos = edge_index[0, :8], edge_index[1, :8]
+    neg = model.sample_negatives(8)
+    eager = model.loss(users, pos, neg)
+
+    def step(u, p, n):
+        return model.loss(u, p, n)
+
+    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
+    assert torch.allclose(compiled(users, pos, neg), eager, rtol=1e-5)
+
+
+@pytest.mark.skipif(not os.environ.get("GRAPHKIT_DATA")
+                    or not (pathlib.Path(os.environ.get("GRAPHKIT_DATA", "")) / "UltraGCN/electronics/train.txt").exists(),
+                    reason="GRAPHKIT_DATA unset or UltraGCN/electronics missing from the mirror")
+def test_real_data_electronics_constraint():
+    from graphkit.rec import read_user_item_lists
+    root = pathlib.Path(os.environ["GRAPHKIT_DATA"]) / "UltraGCN/electronics"
+    g = read_user_item_lists(root / "train.txt", root / "test.txt")
+    assert (g.num_users, g.num_items, g.train.size(1)) == (1435, 1522, 31887)
+    model = UltraGCN(g.num_users, g.num_items, 16)
+    model.set_graph(g.train)
+    mask = torch.zeros(g.num_users, g.num_items, dtype=torch.bool)
+    mask[g.train[0], g.train[1]] = True
+    omega = brute_force_omega(mask)
+    expected = omega.topk(10, dim=1).values.float()
+    assert torch.allclose(model.ii_weights.sort(dim=1, descending=True).values, expected, rtol=1e-5)
+    rec = model.recommend(torch.arange(100), k=20)
+    assert not mask[torch.arange(100)[:, None], rec].any()
