@@ -1,0 +1,190 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.nn.aggr import LCMAggregation as PygLCMAggregation
+
+from graphkit.nn.aggr import LCMAggregation
+
+
+def slow_tree(op, elems, identity):
+    """Reference: balanced tree over a Python list, pairing (0,1), (2,3), ...; an unpaired
+    last element is carried to the next level."""
+    if len(elems) == 0:
+        return identity
+    while len(elems) > 1:
+        nxt = [op(elems[i], elems[i + 1]) for i in range(0, len(elems) - 1, 2)]
+        if len(elems) % 2 == 1:
+            nxt.append(elems[-1])
+        elems = nxt
+    return elems[0]
+
+
+def reference(aggr, x, index, dim_size):
+    if aggr.lin is not None:
+        x = aggr.lin(x).relu()
+    op = lambda a, b: aggr.combine(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0)  # noqa: E731
+    outs = []
+    for i in range(dim_size):
+        members = [x[j] for j in range(x.size(0)) if int(index[j]) == i]  # input order
+        outs.append(slow_tree(op, members, aggr.identity))
+    return torch.stack(outs)
+
+
+def test_repr_and_reset_idempotent():
+    aggr = LCMAggregation(8, 16)
+    assert str(aggr) == "LCMAggregation(8, 16, project=True)"
+    torch.manual_seed(0)
+    aggr.reset_parameters()
+    a = {k: v.clone() for k, v in aggr.state_dict().items()}
+    torch.manual_seed(0)
+    aggr.reset_parameters()
+    for k, v in aggr.state_dict().items():
+        assert torch.equal(v, a[k])
+
+
+def test_matches_slow_reference_unsorted_with_empty_groups():
+    torch.manual_seed(1)
+    aggr = LCMAggregation(5, 6)
+    with torch.no_grad():
+        aggr.identity.normal_()
+    sizes = [0, 1, 2, 3, 5, 7, 8, 13, 0]
+    index = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    index = index[torch.randperm(index.numel())]
+    x = torch.randn(index.numel(), 5)
+    out = aggr(x, index, dim_size=len(sizes))
+    ref = reference(aggr, x, index, len(sizes))
+    assert out.shape == (len(sizes), 6)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_identity_for_empty_and_single():
+    torch.manual_seed(2)
+    aggr = LCMAggregation(4, 4, project=False)
+    with torch.no_grad():
+        aggr.identity.copy_(torch.tensor([1.0, -2.0, 3.0, 0.5]))
+    x = torch.randn(3, 4)
+    index = torch.tensor([1, 3, 3])
+    out = aggr(x, index, dim_size=5)
+    for empty in (0, 2, 4):
+        assert torch.equal(out[empty], aggr.identity.detach())
+    assert torch.equal(out[1], x[0])  # a single element reduces with the identity exactly
+    # Padding-free: a group's output does not depend on other groups' sizes.
+    out2 = aggr(x[1:], torch.tensor([0, 0]))
+    assert torch.allclose(out2[0], out[3])
+    # Zero elements in the input are not identities (unlike PyG's zero padding).
+    out3 = aggr(torch.cat([x[1:], torch.zeros(1, 4)]), torch.tensor([0, 0, 0]))
+    assert not torch.allclose(out3[0], out[3])
+
+
+def test_commutative_and_pair_swap_invariant():
+    torch.manual_seed(3)
+    aggr = LCMAggregation(4, 4, project=False)
+    a, b = torch.randn(10, 4), torch.randn(10, 4)
+    assert torch.allclose(aggr.combine(a, b), aggr.combine(b, a), atol=1e-6)
+    x = torch.randn(8, 4)
+    index = torch.zeros(8, dtype=torch.long)
+    swap = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])
+    assert torch.allclose(aggr(x, index), aggr(x[swap], index), atol=1e-6)
+    # Swapping whole subtrees is also invariant: ((01)(23)) vs ((23)(01)).
+    swap2 = torch.tensor([2, 3, 0, 1, 6, 7, 4, 5])
+    assert torch.allclose(aggr(x, index), aggr(x[swap2], index), atol=1e-6)
+    # A general permutation is not (the operator is not exactly associative).
+    perm = torch.tensor([0, 2, 1, 3, 4, 6, 5, 7])
+    assert not torch.allclose(aggr(x, index), aggr(x[perm], index), atol=1e-4)
+
+
+class _SumLCM(LCMAggregation):
+    def combine(self, a, b):
+        return a + b
+
+    def _combine_pairs(self, pairs):
+        return pairs.sum(1)
+
+
+def test_with_an_associative_operator_it_is_permutation_invariant():
+    aggr = _SumLCM(3, 3, project=False)
+    torch.manual_seed(4)
+    index = torch.randint(0, 6, (40,))
+    x = torch.randn(40, 3)
+    out = aggr(x, index, dim_size=7)
+    expected = torch.zeros(7, 3).index_add_(0, index, x)
+    assert torch.allclose(out, expected, atol=1e-5)
+    perm = torch.randperm(40)
+    assert torch.allclose(aggr(x[perm], index[perm], dim_size=7), out, atol=1e-5)
+
+
+def test_equals_pyg_when_group_sizes_are_equal_powers_of_two():
+    torch.manual_seed(5)
+    ours = LCMAggregation(6, 8, project=True)
+    pyg = PygLCMAggregation(6, 8, project=True)
+    pyg.load_state_dict({k: v for k, v in ours.state_dict().items() if k != "identity"})
+    index = torch.arange(5).repeat_interleave(8)
+    x = torch.randn(40, 6)
+    assert torch.allclose(ours(x, index), pyg(x, index), atol=1e-5)
+
+
+def test_gradients_flow_to_all_parameters_and_inputs():
+    torch.manual_seed(6)
+    aggr = LCMAggregation(4, 4)
+    x = torch.randn(11, 4, requires_grad=True)
+    index = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 3, 3, 3])
+    out = aggr(x, index, dim_size=4)
+    (out * torch.randn_like(out)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in aggr.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert aggr.identity.grad.abs().sum() > 0  # through the empty group 2
+
+
+def test_custom_backward_gradcheck():
+    torch.manual_seed(7)
+    aggr = LCMAggregation(3, 3, project=False).double()
+    x = torch.randn(9, 3, dtype=torch.double, requires_grad=True)
+    index = torch.tensor([0, 0, 0, 0, 0, 2, 2, 2, 3])
+    assert torch.autograd.gradcheck(lambda t: aggr(t, index, dim_size=4), (x,))
+
+
+def test_ptr_input_and_assoc_loss():
+    torch.manual_seed(8)
+    aggr = LCMAggregation(4, 4, assoc_samples=16)
+    x = torch.randn(6, 4)
+    ptr = torch.tensor([0, 2, 2, 6])
+    index = torch.tensor([0, 0, 2, 2, 2, 2])
+    assert torch.allclose(aggr(x, ptr=ptr), aggr(x, index, dim_size=3))
+    assert aggr.assoc_loss is not None and aggr.assoc_loss.dim() == 0
+    assert float(aggr.assoc_loss.detach()) >= 0
+    aggr.assoc_loss.backward()
+    assert aggr.gru_cell.weight_ih.grad is not None
+    aggr.eval()
+    aggr(x, index)
+    assert aggr.assoc_loss is None
+
+
+def test_depth_is_logarithmic():
+    calls = []
+
+    class Counting(LCMAggregation):
+        def _combine_pairs(self, pairs):
+            calls.append(pairs.size(0))
+            return super()._combine_pairs(pairs)
+
+    aggr = Counting(2, 2, project=False)
+    index = torch.cat([torch.zeros(1000, dtype=torch.long), torch.ones(3, dtype=torch.long)])
+    aggr(torch.randn(1003, 2), index)
+    assert len(calls) == math.ceil(math.log2(1000))
+    assert sum(calls) == 999 + 2  # one operator call per merge, no padding
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="projected"):
+        LCMAggregation(4, 8, project=False)
+    aggr = LCMAggregation(4, 4)
+    with pytest.raises(ValueError, match="input channels"):
+        aggr(torch.randn(3, 5), torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match="negative"):
+        aggr(torch.randn(3, 4), torch.tensor([0, -1, 1]))
+    with pytest.raises(ValueError, match="out of range"):
+        aggr(torch.randn(3, 4), torch.tensor([0, 1, 5]), dim_size=3)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        aggr(torch.randn(2, 3, 4), torch.tensor([0, 1, 1]))
