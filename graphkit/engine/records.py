@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import operator
 import os
 import pathlib
 import platform
@@ -385,6 +386,10 @@ def write_result_record(*, entry: str, method: str, dataset: str, task: str,
 
     Under DDP, call it on the main process only.
     """
+    if not isinstance(runs, bool) and hasattr(runs, "__index__"):
+        runs = operator.index(runs)  # NumPy / 0-d tensor integers
+    if hasattr(wall_time_s, "item"):
+        wall_time_s = wall_time_s.item()
     if isinstance(deviations, str):
         deviations = [deviations] if deviations.strip() else []
     elif isinstance(deviations, (list, tuple)):

@@ -63,6 +63,13 @@ def test_write_rejects_bad_input_without_writing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_numpy_and_tensor_scalars_accepted(tmp_path):
+    rec = load_record(_write(tmp_path, runs=np.int64(3), wall_time_s=np.float32(2.5)))
+    assert rec["runs"] == 3 and rec["wall_time_s"] == 2.5
+    with pytest.raises(RecordError, match="runs: expected a positive integer, got True"):
+        _write(tmp_path, runs=True)
+
+
 def test_metric_names():
     for ok in ("accuracy", "recall@20", "ndcg@20", "f1@20", "macro_f1", "micro_f1", "ap",
                "auc", "mrr", "mae", "hits@50", "precision@10"):
