@@ -40,7 +40,7 @@ def _held_out_counts(counts: Tensor, ratio: Optional[float], last_n: Optional[in
     if last_n is not None:
         held = torch.full_like(counts, int(last_n))
     else:
-        held = torch.floor(counts.double() * float(ratio)).long()
+        held = torch.floor(counts.double() * float(ratio) + 0.5).long()  # rounded
     return torch.minimum(held, (counts - 1).clamp(min=0))  # keep >= 1 training interaction
 
 
@@ -81,8 +81,9 @@ def _check_ratio(name: str, value: Optional[float]) -> None:
 
 def random_split(graph: InteractionGraph, test_ratio: float = 0.2, valid_ratio: float = 0.0,
                  seed: int = 0) -> InteractionGraph:
-    r"""Hold out ``floor(test_ratio * n_u)`` random interactions of every user ``u`` for testing
-    and ``floor(valid_ratio * (n_u - test))`` more for validation (all in ``graph.train``)."""
+    r"""Hold out ``round(test_ratio * n_u)`` random interactions of every user ``u`` for testing
+    and ``round(valid_ratio * (n_u - test))`` more for validation (all in ``graph.train``),
+    always leaving at least one for training."""
     _check_ratio("test_ratio", test_ratio)
     _check_ratio("valid_ratio", valid_ratio)
     g = torch.Generator().manual_seed(seed)

@@ -214,7 +214,7 @@ def fit(
                                          "lower the learning rate")
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         record: Dict[str, Any] = {"epoch": epoch, "loss": total / steps}
         last = epoch == epochs - 1
         out_of_time = time_budget_s is not None and time.time() - t0 >= time_budget_s

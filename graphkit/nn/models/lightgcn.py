@@ -1,6 +1,7 @@
 r"""LightGCN and a matrix-factorisation baseline for implicit-feedback recommendation."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -42,8 +43,11 @@ def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items
     w = deg_u[user].rsqrt() * deg_i[item].rsqrt()
     row = torch.cat([user, item + num_users])
     col = torch.cat([item + num_users, user])
-    adj = torch.sparse_coo_tensor(torch.stack([row, col]), torch.cat([w, w]), (n, n))
-    return adj.coalesce().to_sparse_csr()
+    with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice
+        warnings.simplefilter("ignore", UserWarning)
+        adj = torch.sparse_coo_tensor(torch.stack([row, col]), torch.cat([w, w]), (n, n),
+                                      check_invariants=False)
+        return adj.coalesce().to_sparse_csr()
 
 
 class _SymmetricSpMM(torch.autograd.Function):

@@ -1,0 +1,352 @@
+"""``graphkit rec``: train, recommend and evaluate on your own interaction data.
+
+.. code-block:: bash
+
+    graphkit rec train --data events.csv --user-col user_id --item-col item_id \\
+        --time-col ts --split temporal --model lightgcn --out runs/my-model
+    graphkit rec recommend --model-dir runs/my-model --users u1 u2 --k 10 --out recs.csv
+    graphkit rec evaluate --model-dir runs/my-model --k 10 20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+# Defaults per model (the papers' settings where they exist).
+MODEL_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "lightgcn": dict(lr=1e-3, batch_size=2048, embedding_dim=64, sampler="user"),
+    "mf": dict(lr=1e-3, batch_size=2048, embedding_dim=64, sampler="user"),
+    "ultragcn": dict(lr=1e-3, batch_size=1024, embedding_dim=64, sampler="epoch"),
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    rec = subparsers.add_parser("rec", help="recommenders on your own interaction data",
+                                description="Train, recommend and evaluate recommenders on a CSV/TSV/Parquet "
+                                            "file of user-item interactions.")
+    sub = rec.add_subparsers(dest="rec_command", metavar="ACTION")
+    rec.set_defaults(func=lambda args: rec.print_help() or 2)
+
+    t = sub.add_parser("train", help="train a recommender and save it to a model directory")
+    data = t.add_argument_group("data")
+    data.add_argument("--data", required=True, help="interaction file (.csv, .tsv, .txt, .parquet)")
+    data.add_argument("--user-col", required=True, help="column holding user ids")
+    data.add_argument("--item-col", required=True, help="column holding item ids")
+    data.add_argument("--time-col", help="column holding timestamps (numbers or dates)")
+    data.add_argument("--rating-col", help="column holding ratings")
+    data.add_argument("--min-rating", type=float, help="keep events with rating >= this as positives")
+    data.add_argument("--sep", help="field separator (default: by file extension, sniffed for .txt)")
+    data.add_argument("--test-data", help="a separate test file with the same columns (split 'given')")
+    data.add_argument("--split", choices=("random", "temporal", "given"), default=None,
+                      help="how to hold out test interactions (default: 'given' with --test-data, "
+                           "'temporal' with --time-col, else 'random')")
+    data.add_argument("--test-ratio", type=float, default=0.2, help="per-user held-out ratio (default 0.2)")
+    data.add_argument("--valid-ratio", type=float, default=0.1,
+                      help="per-user validation ratio carved from training, for early stopping (default 0.1)")
+    model = t.add_argument_group("model and training")
+    model.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="lightgcn")
+    model.add_argument("--embedding-dim", type=_positive_int)
+    model.add_argument("--num-layers", type=int, default=3, help="LightGCN propagation layers (default 3)")
+    model.add_argument("--epochs", type=_positive_int, default=1000)
+    model.add_argument("--batch-size", type=_positive_int)
+    model.add_argument("--lr", type=float)
+    model.add_argument("--reg-weight", type=float, default=1e-4)
+    model.add_argument("--eval-every", type=_positive_int, default=5)
+    model.add_argument("--patience", type=_positive_int, default=5,
+                       help="evaluations without improvement before stopping (default 5)")
+    model.add_argument("--k", type=_positive_int, nargs="+", default=[20], help="cut-offs (default 20)")
+    model.add_argument("--monitor", default=None, help="selection metric (default recall@<first k>)")
+    model.add_argument("--seed", type=int, default=0)
+    model.add_argument("--device", default="auto")
+    model.add_argument("--time-budget", type=float, help="stop after this many seconds (checkpointed)")
+    out = t.add_argument_group("output")
+    out.add_argument("--out", required=True, help="model directory to write")
+    out.add_argument("--no-resume", action="store_true", help="ignore a checkpoint left in --out")
+    out.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("recommend", help="top-K recommendations from a trained model")
+    r.add_argument("--model-dir", required=True)
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", nargs="+", help="raw user ids")
+    who.add_argument("--users-file", help="file with one raw user id per line")
+    who.add_argument("--all-users", action="store_true")
+    r.add_argument("--k", type=_positive_int, default=20)
+    r.add_argument("--include-seen", action="store_true", help="do not mask the users' training items")
+    r.add_argument("--out", help="write a CSV (user,rank,item,score) instead of printing")
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(func=cmd_recommend)
+
+    e = sub.add_parser("evaluate", help="full-ranking metrics of a trained model")
+    e.add_argument("--model-dir", required=True)
+    e.add_argument("--data", help="evaluate on this file instead of the saved test part")
+    e.add_argument("--user-col")
+    e.add_argument("--item-col")
+    e.add_argument("--sep")
+    e.add_argument("--part", choices=("test", "valid"), default="test")
+    e.add_argument("--k", type=_positive_int, nargs="+", default=[10, 20])
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+
+def _fail(msg: str) -> int:
+    print(f"graphkit rec: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int, num_layers: int = 3,
+                reg_weight: float = 1e-4):
+    from graphkit.rec.io import model_registry
+
+    cls = model_registry()[name]
+    if name == "lightgcn":
+        return cls(num_users, num_items, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=reg_weight)
+    if name == "mf":
+        return cls(num_users, num_items, embedding_dim=embedding_dim, reg_weight=reg_weight)
+    return cls(num_users, num_items, embedding_dim=embedding_dim)
+
+
+def _load_training_graph(args):
+    import torch
+
+    from graphkit.rec.data import from_dataframe, read_table
+    from graphkit.rec.split import holdout_validation, random_split, temporal_split
+
+    graph = from_dataframe(read_table(args.data, args.sep), args.user_col, args.item_col, time_col=args.time_col,
+                           rating_col=args.rating_col, min_rating=args.min_rating,
+                           name=pathlib.Path(args.data).stem, source=args.data)
+    split = args.split or ("given" if args.test_data else "temporal" if args.time_col else "random")
+    notes: List[str] = []
+    if split == "given":
+        if not args.test_data:
+            raise ValueError("--split given needs --test-data")
+        test = from_dataframe(read_table(args.test_data, args.sep), args.user_col, args.item_col,
+                              rating_col=args.rating_col, min_rating=args.min_rating, source=args.test_data,
+                              user_ids=graph.user_ids, item_ids=graph.item_ids)
+        dropped = test.meta["unknown_id_events_dropped"]
+        if dropped:
+            notes.append(f"{dropped} test events with users/items absent from {args.data} were dropped")
+        t = test.train
+        overlap = torch.isin(t[0] * graph.num_items + t[1], graph.train[0] * graph.num_items + graph.train[1])
+        if overlap.any():
+            notes.append(f"{int(overlap.sum())} test pairs also in training were dropped")
+            t = t[:, ~overlap]
+        graph.test = t
+        if args.valid_ratio > 0:
+            graph = holdout_validation(graph, args.valid_ratio, seed=args.seed)
+    elif split == "temporal":
+        if not args.time_col:
+            raise ValueError("--split temporal needs --time-col")
+        graph = temporal_split(graph, test_ratio=args.test_ratio, valid_ratio=args.valid_ratio or None)
+    else:
+        graph = random_split(graph, test_ratio=args.test_ratio, valid_ratio=args.valid_ratio, seed=args.seed)
+    return graph, split, notes
+
+
+def _plot_curve(history: List[Dict[str, Any]], monitor: str, path: pathlib.Path) -> Optional[pathlib.Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    keys = [k for k in history[0] if k.endswith(monitor)] if history else []
+    if not keys:
+        return None
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(epochs, [h["loss"] for h in history], color="tab:gray", label="training loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax2 = ax1.twinx()
+    ax2.plot(epochs, [h[keys[0]] for h in history], color="tab:blue", marker="o", label=keys[0])
+    ax2.set_ylabel(keys[0])
+    fig.legend(loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from graphkit.engine import resolve_device, seed_everything
+    from graphkit.rec.io import save_model_dir
+    from graphkit.rec.split import describe
+    from graphkit.rec.train import fit
+
+    defaults = MODEL_DEFAULTS[args.model]
+    lr = args.lr if args.lr is not None else defaults["lr"]
+    batch_size = args.batch_size or defaults["batch_size"]
+    dim = args.embedding_dim or defaults["embedding_dim"]
+    monitor = args.monitor or f"recall@{args.k[0]}"
+    try:
+        graph, split, notes = _load_training_graph(args)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        return _fail(str(exc))
+    stats = describe(graph)
+    print(f"data: {graph}  split={split}")
+    for note in notes:
+        print(f"note: {note}")
+    for part in ("valid", "test"):
+        unseen = stats.get(f"{part}_pairs_with_unseen_item", 0)
+        if unseen:
+            print(f"note: {unseen} {part} pairs involve items never seen in training (kept; they rank on "
+                  "untrained embeddings)")
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    model = build_model(args.model, graph.num_users, graph.num_items, embedding_dim=dim,
+                        num_layers=args.num_layers, reg_weight=args.reg_weight).to(device)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    select_on = "valid" if graph.valid is not None else "test"
+    if select_on == "test":
+        print("note: no validation part (--valid-ratio is 0 or too small for these users): the best epoch is "
+              "selected on the test part")
+    t0 = time.time()
+    result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
+                 eval_every=args.eval_every, patience=args.patience, ks=tuple(args.k), monitor=monitor,
+                 select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
+                 seed=args.seed, log_path=str(out / "history.jsonl"),
+                 progress=False if args.no_progress else None, time_budget_s=args.time_budget)
+    info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+            "valid_metrics": result.best_valid, "test_metrics": result.test,
+            "train_settings": {"lr": lr, "batch_size": batch_size, "epochs": args.epochs, "seed": args.seed,
+                               "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor},
+            "wall_time_s": round(time.time() - t0, 2), "notes": notes}
+    save_model_dir(str(out), model.cpu(), graph, info=info)
+    curve = _plot_curve(result.history, monitor, out / "training_curve.png")
+    print(f"best epoch {result.best_epoch + 1} (selected on {select_on} {monitor}); "
+          f"{result.epochs_run} epochs in {info['wall_time_s']:.1f} s")
+    if result.test:
+        print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result.test.items() if "@" in k))
+    print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
+    return 0
+
+
+def _read_user_list(args, user_ids) -> List[Any]:
+    if args.all_users:
+        return list(user_ids)
+    if args.users_file:
+        with open(args.users_file, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    return list(args.users)
+
+
+def _resolve_users(requested: List[Any], user_ids):
+    """Map raw ids given on the command line (strings) to indices; report unknown ones."""
+    import numpy as np
+
+    lookup = {str(u): i for i, u in enumerate(user_ids)}
+    idx, unknown = [], []
+    for u in requested:
+        j = lookup.get(str(u))
+        (unknown.append(u) if j is None else idx.append(j))
+    return np.asarray(idx, dtype=np.int64), unknown
+
+
+def cmd_recommend(args) -> int:
+    import numpy as np
+    import torch
+
+    from graphkit.rec.io import load_model_dir
+
+    try:
+        model, graph, meta = load_model_dir(args.model_dir, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    requested = _read_user_list(args, graph.user_ids)
+    idx, unknown = _resolve_users(requested, graph.user_ids)
+    if unknown:
+        print(f"warning: {len(unknown)} unknown user(s) skipped: {unknown[:5]}", file=sys.stderr)
+    if idx.size == 0:
+        return _fail("none of the requested users is known to the model")
+    if args.k > graph.num_items:
+        return _fail(f"--k {args.k} exceeds the number of items ({graph.num_items})")
+    users = torch.from_numpy(idx)
+    with torch.no_grad():
+        top = model.recommend(users, k=args.k, exclude_seen=not args.include_seen).cpu()
+        scores = torch.gather(_score_rows(model, users), 1, top)
+    rows = []
+    for r, u in enumerate(idx):
+        for rank in range(args.k):
+            score = float(scores[r, rank])
+            if score == float("-inf"):
+                break  # fewer than k unseen items
+            rows.append((graph.user_ids[u], rank + 1, graph.item_ids[int(top[r, rank])], score))
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+    if args.out:
+        tmp = f"{args.out}.tmp"
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, args.out)
+        print(f"wrote {len(df)} recommendations for {idx.size} user(s) to {args.out}")
+    else:
+        df.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _score_rows(model, users):
+    from graphkit.rec.train import make_score_fn
+
+    scores = make_score_fn(model)(users.to(next(model.parameters()).device)).cpu()
+    if getattr(model, "train_edge_index", None) is not None:
+        from graphkit._ranking import PairIndex
+
+        rows, cols = PairIndex(model.train_edge_index.cpu(), model.num_users, model.num_items).block(users)
+        scores[rows, cols] = float("-inf")
+    return scores
+
+
+def cmd_evaluate(args) -> int:
+    from graphkit.rec.data import from_dataframe, read_table
+    from graphkit.rec.io import load_model_dir
+    from graphkit.rec.train import evaluate_model
+
+    try:
+        model, graph, meta = load_model_dir(args.model_dir, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.data:
+        if not (args.user_col and args.item_col):
+            return _fail("--data needs --user-col and --item-col")
+        try:
+            other = from_dataframe(read_table(args.data, args.sep), args.user_col, args.item_col, source=args.data,
+                                   user_ids=graph.user_ids, item_ids=graph.item_ids)
+        except (ValueError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        dropped = other.meta["unknown_id_events_dropped"]
+        if dropped:
+            print(f"note: {dropped} events with users/items unknown to the model were skipped", file=sys.stderr)
+        graph.test, args.part = other.train, "test"
+    try:
+        res = evaluate_model(model, graph, args.part, ks=tuple(args.k))
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{args.part} ({res['num_users']} users, all-item ranking, training items masked):")
+        for k, v in res.items():
+            if "@" in k:
+                print(f"  {k:<14} {v:.4f}")
+    return 0

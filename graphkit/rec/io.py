@@ -1,0 +1,127 @@
+"""Saving and loading trained recommenders as a model directory.
+
+A model directory holds:
+
+* ``model.json`` — format version, graphkit version, model class and its constructor
+  arguments, training settings and final metrics (written last: its presence marks a
+  complete directory);
+* ``model.pt`` — the ``state_dict`` (loaded with ``torch.load(weights_only=True)``);
+* ``interactions.pt`` — the train / valid / test pairs (tensors) used to mask seen items;
+* ``users.csv`` / ``items.csv`` — the raw identifiers of the compact indices.
+
+Every file is written to a temporary name and renamed, so an interrupted save never leaves a
+half-written file behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from graphkit.rec.data import InteractionGraph
+
+FORMAT_VERSION = 1
+
+
+def model_registry() -> Dict[str, type]:
+    from graphkit.nn.models.lightgcn import MF, LightGCN
+
+    registry: Dict[str, type] = {"lightgcn": LightGCN, "mf": MF}
+    try:
+        from graphkit.nn.models.ultragcn import UltraGCN
+
+        registry["ultragcn"] = UltraGCN
+    except ImportError:  # pragma: no cover
+        pass
+    return registry
+
+
+def _atomic_write(path: pathlib.Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_ids(path: pathlib.Path, ids: np.ndarray) -> None:
+    import pandas as pd
+
+    _atomic_write(path, lambda tmp: pd.DataFrame({"index": np.arange(len(ids)), "id": ids}).to_csv(tmp, index=False))
+
+
+def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[Dict[str, Any]] = None) -> pathlib.Path:
+    """Write ``model`` and the id maps / interactions of ``graph`` into the directory ``out``."""
+    from graphkit import __version__
+
+    name = next((k for k, cls in model_registry().items() if type(model) is cls), None)
+    if name is None:
+        raise TypeError(f"cannot save a {type(model).__name__}: not a registered recommender")
+    path = pathlib.Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / "model.json"
+    if marker.exists():
+        marker.unlink()  # the directory is incomplete until the new model.json lands
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
+    parts = {k: getattr(graph, k).cpu() for k in ("train", "valid", "test") if getattr(graph, k) is not None}
+    _atomic_write(path / "interactions.pt", lambda tmp: torch.save(parts, tmp))
+    users = graph.user_ids if graph.user_ids is not None else np.arange(graph.num_users)
+    items = graph.item_ids if graph.item_ids is not None else np.arange(graph.num_items)
+    _write_ids(path / "users.csv", users)
+    _write_ids(path / "items.csv", items)
+    meta = {"format": FORMAT_VERSION, "graphkit_version": __version__, "model": name,
+            "model_args": model.model_args, "dataset": graph.name,
+            "num_users": graph.num_users, "num_items": graph.num_items, **(info or {})}
+    text = json.dumps(meta, indent=2, default=float)
+    _atomic_write(marker, lambda tmp: pathlib.Path(tmp).write_text(text))
+    return path
+
+
+def load_model_dir(path: str, device: Optional[str] = None) -> Tuple[Any, InteractionGraph, Dict[str, Any]]:
+    """Load a model directory written by :func:`save_model_dir`: ``(model, graph, info)``.
+
+    The model has its training graph set, so ``model.recommend(..., exclude_seen=True)`` works.
+    """
+    import pandas as pd
+
+    root = pathlib.Path(path)
+    marker = root / "model.json"
+    if not marker.exists():
+        raise FileNotFoundError(f"{root}: not a graphkit model directory (model.json missing; "
+                                "was training interrupted before it finished?)")
+    try:
+        meta = json.loads(marker.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{marker}: not valid JSON ({exc})") from exc
+    fmt = meta.get("format")
+    if fmt != FORMAT_VERSION:
+        raise ValueError(f"{marker}: model directory format {fmt!r} (written by graphkit "
+                         f"{meta.get('graphkit_version', '?')}) is not supported by this version, which reads "
+                         f"format {FORMAT_VERSION}; retrain the model or use a matching graphkit version")
+    registry = model_registry()
+    if meta.get("model") not in registry:
+        raise ValueError(f"{marker}: unknown model {meta.get('model')!r}; known: {sorted(registry)}")
+    model = registry[meta["model"]](**meta["model_args"])
+    state = torch.load(root / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    parts = torch.load(root / "interactions.pt", map_location="cpu", weights_only=True)
+    user_ids = pd.read_csv(root / "users.csv")["id"].to_numpy()
+    item_ids = pd.read_csv(root / "items.csv")["id"].to_numpy()
+    graph = InteractionGraph(num_users=meta["num_users"], num_items=meta["num_items"], train=parts["train"],
+                             valid=parts.get("valid"), test=parts.get("test"), user_ids=user_ids,
+                             item_ids=item_ids, name=meta.get("dataset", "interactions"))
+    if device is not None:
+        model = model.to(device)
+    model.set_graph(graph.train.to(next(model.parameters()).device))
+    model.eval()
+    return model, graph, meta

@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from graphkit.cli import main
+from graphkit.rec.io import load_model_dir
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    """Two taste clusters: users u0..u19 like items A*, users u20..u39 like items B*."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(40):
+        group = "A" if u < 20 else "B"
+        for i in rng.choice(15, size=8, replace=False):
+            rows.append((f"u{u}", f"{group}{i}", int(rng.integers(3, 6)), int(rng.integers(0, 10**6))))
+    path = tmp_path_factory.mktemp("data") / "events.csv"
+    pd.DataFrame(rows, columns=["user", "item", "rating", "ts"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(events, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m"
+    code = main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--time-col", "ts", "--model", "lightgcn", "--epochs", "20", "--eval-every", "5",
+                 "--batch-size", "256", "--lr", "0.01", "--embedding-dim", "16", "--out", str(out),
+                 "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_complete_model_dir(model_dir):
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["model"] == "lightgcn" and meta["split"] == "temporal"
+    assert meta["test_metrics"]["recall@20"] > 0
+    model, graph, _ = load_model_dir(str(model_dir))
+    assert graph.num_users == 40 and graph.valid is not None
+    assert (model_dir / "history.jsonl").exists()
+
+
+def test_recommend_learns_the_clusters_and_masks_seen(model_dir, tmp_path, capsys):
+    out = tmp_path / "recs.csv"
+    assert main(["rec", "recommend", "--model-dir", str(model_dir), "--users", "u1", "u25", "nobody",
+                 "--k", "5", "--out", str(out)]) == 0
+    recs = pd.read_csv(out)
+    assert set(recs["user"]) == {"u1", "u25"} and (recs.groupby("user").size() == 5).all()
+    assert "unknown user" in capsys.readouterr().err
+    # recommendations follow the user's cluster
+    assert (recs[recs.user == "u1"]["item"].str[0] == "A").mean() >= 0.6
+    assert (recs[recs.user == "u25"]["item"].str[0] == "B").mean() >= 0.6
+    model, graph, _ = load_model_dir(str(model_dir))
+    uid = int(np.flatnonzero(graph.user_ids == "u1")[0])
+    seen = set(graph.item_ids[graph.train[1][graph.train[0] == uid].numpy()])
+    assert not seen & set(recs[recs.user == "u1"]["item"])
+
+
+def test_evaluate_command(model_dir, capsys):
+    assert main(["rec", "evaluate", "--model-dir", str(model_dir), "--k", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0 <= res["recall@5"] <= 1 and res["num_users"] > 0
+
+
+def test_model_dir_from_another_version_is_rejected(model_dir, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "old"
+    shutil.copytree(model_dir, bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["format"] = 0
+    (bad / "model.json").write_text(json.dumps(meta))
+    assert main(["rec", "recommend", "--model-dir", str(bad), "--users", "u1"]) == 2
+    assert "format 0" in capsys.readouterr().err
+    (bad / "model.json").unlink()
+    assert main(["rec", "evaluate", "--model-dir", str(bad)]) == 2
+    assert "model.json missing" in capsys.readouterr().err
+
+
+def test_bad_csv_gives_a_clear_error_and_writes_nothing(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    f.write_text("user,item,rating\n1,2,5\n1,3,x\n")
+    out = tmp_path / "out"
+    code = main(["rec", "train", "--data", str(f), "--user-col", "user", "--item-col", "item",
+                 "--rating-col", "rating", "--min-rating", "4", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "'rating'" in err and "row(s) 3" in err
+    assert not out.exists()
+    code = main(["rec", "train", "--data", str(f), "--user-col", "uid", "--item-col", "item", "--out", str(out)])
+    assert code == 2 and "not found" in capsys.readouterr().err
+
+
+def test_given_split_with_unknown_test_ids(tmp_path, capsys, events):
+    test = tmp_path / "test.csv"
+    pd.DataFrame({"user": ["u1", "stranger"], "item": ["A1", "A2"], "rating": [5, 5], "ts": [1, 2]}).to_csv(test, index=False)
+    out = tmp_path / "given"
+    code = main(["rec", "train", "--data", str(events), "--test-data", str(test), "--user-col", "user",
+                 "--item-col", "item", "--model", "mf", "--epochs", "2", "--eval-every", "1",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert "test events with users/items absent" in capsys.readouterr().out
