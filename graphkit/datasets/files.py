@@ -48,7 +48,11 @@ def search_roots(root: Optional[PathLike] = None) -> List[Path]:
     if root is not None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
-        roots.append(Path(root).expanduser())
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"root {str(root)!r} is not a folder; pass a folder laid out like "
+                                       "the dataset mirror (e.g. <root>/Planetoid/Cora/raw/...), or None")
+        roots.append(root)
     env = os.environ.get("GRAPHKIT_DATA")
     if env:
         roots.append(Path(env).expanduser())

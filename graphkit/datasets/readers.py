@@ -23,14 +23,14 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None) -> np.ndarray:
-    """Read a whitespace (or ``sep``) separated integer table, with line numbers in errors."""
+def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str]) -> np.ndarray:
+    """Line-by-line reader: only used to find and name the offending line."""
     rows: List[List[int]] = []
     width = None
     with open(path, "r", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             tokens = line.split(sep) if sep else line.split()
-            if not tokens or not line.strip():
+            if not line.strip():
                 continue
             if len(tokens) < min_cols:
                 raise ValueError(f"{path}, line {lineno}: expected at least {min_cols} columns, "
@@ -41,12 +41,33 @@ def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None) ->
                 raise ValueError(f"{path}, line {lineno}: expected {width} columns like the first "
                                  f"line, got {len(tokens)}")
             try:
-                rows.append([int(float(t)) for t in tokens[:min_cols]])
+                vals = [float(t) for t in tokens[:min_cols]]
             except ValueError as exc:
                 raise ValueError(f"{path}, line {lineno}: non-numeric value in {line.strip()[:80]!r}") from exc
+            if any(v != int(v) for v in vals):
+                raise ValueError(f"{path}, line {lineno}: expected integers, got {line.strip()[:80]!r}")
+            rows.append([int(v) for v in vals])
     if not rows:
         raise ValueError(f"{path}: no rows found")
     return np.asarray(rows, dtype=np.int64)
+
+
+def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None) -> np.ndarray:
+    """Read a whitespace (or ``sep``) separated integer table; errors name the file and line."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, sep=sep if sep else r"\s+", header=None, engine="c",
+                         dtype=np.float64, skip_blank_lines=True)
+        table = df.to_numpy()
+        if table.shape[0] == 0 or table.shape[1] < min_cols or np.isnan(table).any():
+            raise ValueError
+        table = table[:, :min_cols]
+        if (table != np.round(table)).any():
+            raise ValueError
+        return table.astype(np.int64)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return _read_int_table_slow(path, min_cols, sep)  # raises with the line number
 
 
 def read_interaction_pairs(path: PathLike, *, one_based: bool, sep: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,8 +89,8 @@ def _check_sorted(t: np.ndarray, path: PathLike, row_offset: int) -> None:
     bad = np.flatnonzero(np.diff(t) < 0)
     if bad.size:
         r = int(bad[0]) + 1
-        raise ValueError(f"{path}: timestamps must be non-decreasing, but row {r + row_offset} has "
-                         f"t={t[r]!r} after t={t[r - 1]!r}")
+        raise ValueError(f"{path}: timestamps must be non-decreasing, but line {r + row_offset} has "
+                         f"t={t[r].item()} after t={t[r - 1].item()}")
 
 
 def read_temporal_csv(path: PathLike):
@@ -93,7 +114,7 @@ def read_temporal_csv(path: PathLike):
     ts = df["ts"].to_numpy()
     if not np.isfinite(ts).all():
         r = int(np.flatnonzero(~np.isfinite(ts))[0])
-        raise ValueError(f"{path}: row {r + 2} has a non-finite timestamp")
+        raise ValueError(f"{path}, line {r + 2}: non-finite timestamp")
     _check_sorted(ts, path, row_offset=2)  # +1 header, +1 one-based line numbers
     src_raw = df["u"].to_numpy(np.int64)
     dst_raw = df["i"].to_numpy(np.int64)

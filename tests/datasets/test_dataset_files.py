@@ -37,6 +37,7 @@ def _fake_card(tmp_path, payload: bytes, name="toy"):
 
 
 def test_search_order(tmp_path, monkeypatch):
+    (tmp_path / "root").mkdir()
     monkeypatch.setenv("GRAPHKIT_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("GRAPHKIT_CACHE", str(tmp_path / "cache"))
     assert F.search_roots(tmp_path / "root") == [tmp_path / "root", tmp_path / "data", tmp_path / "cache"]
@@ -46,6 +47,8 @@ def test_search_order(tmp_path, monkeypatch):
     assert F.cache_dir() == Path.home() / ".cache" / "graphkit"
     with pytest.raises(TypeError, match="root must be a path"):
         F.search_roots(3)
+    with pytest.raises(DatasetNotFoundError, match="is not a folder"):
+        gd.load("Cora", root=tmp_path / "nope")
 
 
 def test_root_argument_wins_and_cache_is_last(tmp_path, isolated):
