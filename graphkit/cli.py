@@ -21,7 +21,9 @@ _COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The full parser, or (``only=NAME``) one that registers just that sub-command, so that
+    e.g. ``graphkit leaderboard validate`` does not import torch."""
     from graphkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"graphkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:  # a sub-command whose module is not built yet
@@ -42,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known = {name for name, _ in _COMMANDS}
+    parser = build_parser(only=argv[0] if argv and argv[0] in known else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
