@@ -71,10 +71,12 @@ def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
 
     Uses the sparse kernels of :class:`_SampledDot` in eager mode (several times faster than
     gathering a ``[B, N, d]`` tensor on CPU), and a plain gather + batched product under
-    :func:`torch.compile` or for dtypes the sparse kernels do not cover.
+    :func:`torch.compile`, for dtypes the sparse kernels do not cover, and when ``N`` exceeds
+    the number of rows of ``weight``.
     """
+    # The sparse kernels need at most one stored entry per cell: N <= number of rows of weight.
     if torch.compiler.is_compiling() or u.dtype not in (torch.float32, torch.float64) \
-            or weight.dtype != u.dtype:
+            or weight.dtype != u.dtype or idx.size(-1) > weight.size(0):
         return torch.bmm(F.embedding(idx, weight), u.unsqueeze(-1)).squeeze(-1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")

@@ -95,13 +95,14 @@ def test_item_item_constraint_large_item_set_memory_bounded():
     assert nb.shape == (20_000, 10) and torch.isfinite(w).all() and (w >= 0).all()
 
 
-def test_sampled_dot_matches_gather_and_gradients():
+@pytest.mark.parametrize("num_samples", [9, 30])  # 30 > 11 rows: more samples than items
+def test_sampled_dot_matches_gather_and_gradients(num_samples):
     torch.manual_seed(0)
     u = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
     W = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
-    idx = torch.randint(0, 11, (7, 9))
+    idx = torch.randint(0, 11, (7, num_samples))
     idx[0, :3] = 4  # duplicates within a row
-    g = torch.randn(7, 9, dtype=torch.float64)
+    g = torch.randn(7, num_samples, dtype=torch.float64)
     out = sampled_dot(u, W, idx)
     ref = (u[:, None, :] * W[idx]).sum(-1)
     assert torch.allclose(out, ref)
