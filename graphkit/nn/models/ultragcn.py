@@ -30,6 +30,24 @@ def _check_index(name: str, index: Tensor, size: int, where: str) -> None:
             raise ValueError(f"{where}: '{name}' contains id {bad}, outside [0, {size - 1}]")
 
 
+def _as_pairs(x: Tensor, num_users: int, num_items: int, where: str) -> Tensor:
+    """``[2, E]`` (user, item) pairs from a COO tensor, a PyG ``EdgeIndex`` or a ``torch.sparse``
+    ``[num_users, num_items]`` matrix (COO/CSR/CSC)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a [2, E] LongTensor, an EdgeIndex or a torch.sparse "
+                        f"[num_users, num_items] matrix, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        if x.dim() != 2 or tuple(x.shape) != (num_users, num_items):
+            raise ValueError(f"{where}: a sparse interaction matrix must have shape "
+                             f"[{num_users}, {num_items}], got {list(x.shape)}")
+        return x.to_sparse_coo().coalesce().indices()
+    if hasattr(x, "as_tensor"):  # torch_geometric.EdgeIndex
+        x = x.as_tensor()
+    if x.dim() != 2 or x.size(0) != 2:
+        raise ValueError(f"{where}: expected shape [2, E] (user, item), got {list(x.shape)}")
+    return x
+
+
 class _SampledDot(torch.autograd.Function):
     r"""``out[b, n] = u[b] . W[idx[b, n]]`` without materialising ``W[idx]``.
 
@@ -296,16 +314,14 @@ class UltraGCN(torch.nn.Module):
         (used to mask seen items and, with ``sift_positives``, to reject positives).
 
         Args:
-            train_edge_index (torch.Tensor): ``[2, E]`` (user, item) pairs, int64.
+            train_edge_index (torch.Tensor): ``[2, E]`` (user, item) pairs (a COO tensor or a
+                PyG ``EdgeIndex``), or a ``torch.sparse`` ``[num_users, num_items]`` matrix.
             keep_diagonal (bool, optional): Keep :math:`G_{i,i}` in the item--item graph, as the
                 authors' code does. (default: :obj:`True`)
             max_chunk_elements (int, optional): Memory bound of the item--item computation.
         """
         where = "UltraGCN.set_graph"
-        if not isinstance(train_edge_index, Tensor):
-            raise TypeError(f"{where}: expected a [2, E] LongTensor, got {type(train_edge_index).__name__}")
-        if train_edge_index.dim() != 2 or train_edge_index.size(0) != 2:
-            raise ValueError(f"{where}: expected shape [2, E] (user, item), got {list(train_edge_index.shape)}")
+        train_edge_index = _as_pairs(train_edge_index, self.num_users, self.num_items, where)
         if train_edge_index.size(1) == 0:
             raise ValueError(f"{where}: the training graph is empty")
         _check_index("train_edge_index[0] (users)", train_edge_index[0], self.num_users, where)
@@ -417,9 +433,15 @@ class UltraGCN(torch.nn.Module):
         return neg
 
     # ------------------------------------------------------------------ model
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        r"""Scores :math:`\mathbf{e}_u^{\top}\mathbf{e}_i` for pairs; ``items`` may be
-        ``[B]`` or ``[B, N]`` (``N`` items per user)."""
+    def forward(self, users: Tensor, items: Optional[Tensor] = None) -> Tensor:
+        r"""Scores :math:`\mathbf{e}_u^{\top}\mathbf{e}_i` for pairs.
+
+        Either ``forward(users, items)`` with ``items`` of shape ``[B]`` or ``[B, N]`` (``N``
+        items per user), or ``forward(edge_label_index)`` with ``[2, E]`` (user, item) pairs.
+        """
+        if items is None:
+            pairs = _as_pairs(users, self.num_users, self.num_items, "UltraGCN.forward")
+            users, items = pairs[0], pairs[1]
         u = self.user_embedding(users)
         i = self.item_embedding(items)
         if items.dim() == users.dim() + 1:

@@ -178,6 +178,27 @@ def test_forward_score_all_and_recommend():
     assert torch.equal(rec_all, full.topk(5).indices)
 
 
+def test_set_graph_and_forward_accept_sparse_layouts():
+    edge_index, mask = random_graph()
+    ref = UltraGCN(30, 25, 8, num_neighbors=4)
+    ref.set_graph(edge_index)
+    from torch_geometric import EdgeIndex
+    inputs = [edge_index.flip(1),  # order does not matter
+              EdgeIndex(edge_index, sparse_size=(30, 25)),
+              mask.float().to_sparse_coo(), mask.float().to_sparse_csr(), mask.float().to_sparse_csc()]
+    for x in inputs:
+        model = UltraGCN(30, 25, 8, num_neighbors=4)
+        model.load_state_dict({k: v for k, v in ref.state_dict().items() if "embedding" in k}, strict=False)
+        model.set_graph(x)
+        for name in ("beta_user", "beta_item", "ii_weights", "train_ptr", "train_col"):
+            assert torch.equal(getattr(model, name), getattr(ref, name)), name
+    pairs = edge_index[:, :6]
+    assert torch.allclose(ref(pairs), ref(pairs[0], pairs[1]))
+    assert torch.allclose(ref(EdgeIndex(pairs, sparse_size=(30, 25))), ref(pairs[0], pairs[1]))
+    with pytest.raises(ValueError, match=r"shape \[30, 25\]"):
+        ref.set_graph(torch.ones(3, 3).to_sparse())
+
+
 def test_sift_positives_sampling_excludes_seen_items():
     model, edge_index, mask = build(sift_positives=True, num_negatives=50)
     users = torch.arange(30).repeat_interleave(4)
