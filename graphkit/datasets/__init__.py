@@ -12,6 +12,12 @@ into the cache, never next to the source files.
     dataset = load("Cora")                 # torch_geometric.datasets.Planetoid
     graph = load("Gowalla")                # graphkit.rec.InteractionGraph
     events = load("UCI")                   # torch_geometric.data.TemporalData
+
+Environment variables:
+
+* ``GRAPHKIT_DATA``: a folder laid out like the offline mirror, searched after ``root``;
+* ``GRAPHKIT_CACHE``: where downloads, checksum stamps and PyG's processed files go;
+* ``GRAPHKIT_OFFLINE=1``: never download (a missing file raises :class:`DatasetNotFoundError`).
 """
 from __future__ import annotations
 

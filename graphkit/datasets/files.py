@@ -291,21 +291,29 @@ def _fmt_size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def _missing_message(name: str, missing: Sequence[dict], roots: Sequence[Path], errors: Dict[str, str],
+def _missing_message(card: dict, missing: Sequence[dict], roots: Sequence[Path], errors: Dict[str, str],
                      tried_download: bool) -> str:
+    name = card["name"]
     lines = [f"dataset {name!r}: {len(missing)} file(s) not found:"]
     for f in missing:
         lines.append(f"  - {f['path']} ({_fmt_size(f['size'])}, sha256 {f['sha256']})")
         for u in f.get("urls", []):
             lines.append(f"      url: {u}")
+        arcs = [(a["url"], m) for a in card.get("archives", []) for m, p in a.get("members", {}).items()
+                if p == f["path"]]
+        for u, m in arcs:
+            lines.append(f"      in archive: {u} (member {m})")
+        if not f.get("urls") and not arcs:
+            lines.append(f"      no download URL reproduces this file; see `graphkit datasets info {name}`")
         if f["path"] in errors:
             lines.append(f"      download failed: {errors[f['path']]}")
-    lines.append("Searched: " + ", ".join(str(r) for r in roots) + ".")
+    lines.append("Searched (root argument, $GRAPHKIT_DATA, cache): " + ", ".join(str(r) for r in roots) + ".")
+    example = missing[0]["path"]
     lines.append(
-        "To provide them, put each file at <dir>/<path> above, where <dir> is the `root` argument, "
-        "$GRAPHKIT_DATA or the cache ($GRAPHKIT_CACHE, default ~/.cache/graphkit)"
-        + ("" if tried_download else ", or allow downloads (unset GRAPHKIT_OFFLINE, download=True)")
-        + ". The checksum is verified when the file is found.")
+        "To provide them: fetch each file from a URL above (on a machine with network access) and "
+        f"place it under any searched folder with the same relative path, e.g. {roots[-1] / example}"
+        + ("" if tried_download else "; or allow downloads (unset GRAPHKIT_OFFLINE, download=True)")
+        + ". The size and sha256 are checked when the file is found.")
     return "\n".join(lines)
 
 
@@ -401,5 +409,5 @@ def resolve_files(card: dict, root: Optional[PathLike] = None, *, download: bool
                 found[f["path"]] = p
                 missing.remove(f)
     if missing:
-        raise DatasetNotFoundError(_missing_message(card["name"], missing, roots, errors, tried))
+        raise DatasetNotFoundError(_missing_message(card, missing, roots, errors, tried))
     return found
