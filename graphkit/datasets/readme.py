@@ -22,6 +22,14 @@ registry and checks local files.
 
 This page is generated from the cards: `python -m graphkit.datasets.readme`.
 
+Card fields: `name`, `aliases` (names are matched case-, dash- and underscore-insensitively),
+`task`, `status`, `loader` (`kind` and, for torch_geometric-backed datasets, the PyG `class`, the
+working `root` and `raw_dir` inside `<cache>/pyg/`, and whether the file is a zip to `extract`),
+`files` (each: `path` relative to a root laid out like the mirror, `size`, `sha256`, `urls` tried in
+order, `source` it was taken from), optional `archives` (a download `url` whose `members` map to
+card files; zip or gz), `stats` (what the tests check after loading) and `stats_source`, `license`,
+`citation`, `notes`.
+
 Status: **complete** = every file known and loadable; **partial** = some files are not in the
 offline mirror or the release lacks parts (see notes); **variant** = loads, but differs from the
 published version (smoke tests only).
