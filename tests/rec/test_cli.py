@@ -103,3 +103,14 @@ def test_given_split_with_unknown_test_ids(tmp_path, capsys, events):
                  "--out", str(out), "--no-progress"])
     assert code == 0
     assert "test events with users/items absent" in capsys.readouterr().out
+
+
+def test_ultragcn_through_the_cli(events, tmp_path):
+    out = tmp_path / "ultra"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "ultragcn", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8",
+                 "--out", str(out), "--no-progress"]) == 0
+    model, graph, meta = load_model_dir(str(out))
+    assert meta["model"] == "ultragcn" and type(model).__name__ == "UltraGCN"
+    top = model.recommend(torch.tensor([0]), k=3)
+    assert top.shape == (1, 3)

@@ -1,0 +1,49 @@
+import torch
+
+from graphkit.nn.models import LightGCN
+from graphkit.rec.data import InteractionGraph
+from graphkit.rec.train import fit
+
+
+def tiny_graph():
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(30, 40, generator=g) < 0.15
+    pairs = mask.nonzero().t()
+    perm = torch.randperm(pairs.size(1), generator=g)
+    cut, cut2 = int(0.7 * pairs.size(1)), int(0.85 * pairs.size(1))
+    return InteractionGraph(30, 40, train=pairs[:, perm[:cut]], valid=pairs[:, perm[cut:cut2]],
+                            test=pairs[:, perm[cut2:]], name="tiny")
+
+
+def run(epochs, ckpt, resume=True):
+    torch.manual_seed(1)
+    model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+    res = fit(model, tiny_graph(), epochs=epochs, batch_size=64, lr=0.01, eval_every=1, patience=100,
+              checkpoint_dir=str(ckpt), resume=resume, seed=3, progress=False)
+    return model, res
+
+
+def test_interrupted_training_resumes_to_identical_parameters(tmp_path):
+    straight, res_a = run(6, tmp_path / "a")
+    run(3, tmp_path / "b")                    # "interrupted" after 3 epochs
+    resumed, res_b = run(6, tmp_path / "b")   # continues from epoch 3
+    assert res_b.epochs_run == 6
+    # the final model is the best-validation one in both cases
+    assert res_a.best_epoch == res_b.best_epoch
+    assert torch.equal(straight.embedding.weight, resumed.embedding.weight)
+    assert res_a.test == res_b.test
+    # and the last checkpoints agree too
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key])
+
+
+def test_early_stopping_and_selection_on_validation(tmp_path):
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    res = fit(model, tiny_graph(), epochs=200, batch_size=64, lr=0.05, eval_every=1, patience=3, progress=False)
+    assert res.stopped_early and res.epochs_run < 200
+    best = max(h["valid_recall@20"] for h in res.history)
+    assert res.best_valid["recall@20"] == best
+    assert res.history[res.best_epoch]["valid_recall@20"] == best
