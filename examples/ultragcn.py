@@ -117,6 +117,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "before epoch 50, then every epoch)")
     p.add_argument("--entry", default=None, help="record entry id (default: ultragcn-<dataset>[-valsel])")
     p.add_argument("--no-record", action="store_true", help="do not write a result record")
+    p.add_argument("--record-only", action="store_true",
+                   help="do not train: write the record from the last checkpoints in --checkpoint-dir")
+    p.add_argument("--deviation", action="append", default=[],
+                   help="extra deviation note for the record (repeatable)")
     for key in ("lr", "batch_size", "patience") + MODEL_KEYS:
         if key == "sift_positives":
             p.add_argument("--sift-positives", dest=key, action=argparse.BooleanOptionalAction, default=None)
@@ -172,6 +176,11 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
     state = dict(epoch=-1, best=None, best_test=None, since_best=0, history=[], train_time=0.0,
                  epoch_times=[], batch_times=[], graph_time=graph_time, done=False)
     last = ckpt_dir / f"run{run}-last.pt"
+    if args.record_only:
+        if not last.exists():
+            raise SystemExit(f"--record-only: no checkpoint at {last}")
+        state.update(load_checkpoint(last, map_location="cpu")["extra"]["state"])
+        return state
     if args.resume and last.exists():
         info = load_checkpoint(last, model=model, optimizer=optimizer, map_location=device)
         state.update(info["extra"]["state"])
@@ -271,7 +280,6 @@ def main(argv=None) -> None:
 
     t0 = time.time()
     states = [train_run(r, args, cfg, graph, device, ckpt_dir) for r in range(args.runs)]
-    wall = time.time() - t0 + sum(0.0 for _ in states)
 
     final = [s["best"] for s in states]
     if any(f is None for f in final):
@@ -296,7 +304,7 @@ def main(argv=None) -> None:
         if name not in metrics:
             metrics[name] = dict(paper=None, paper_source="not reported", tolerance=None,
                                  values=[s["best"]["test"][name] for s in states])
-    deviations = []
+    deviations = list(args.deviation)
     if cfg["overrides"]:
         deviations.append(f"hyper-parameters changed from the authors' config: {cfg['overrides']}")
     for r, s in enumerate(states):
