@@ -23,7 +23,7 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str]) -> np.ndarray:
+def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str], float_cols: Sequence[int] = ()) -> np.ndarray:
     """Line-by-line reader: only used to find and name the offending line."""
     rows: List[List[int]] = []
     width = None
@@ -44,7 +44,7 @@ def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str]) -> n
                 vals = [float(t) for t in tokens[:min_cols]]
             except ValueError as exc:
                 raise ValueError(f"{path}, line {lineno}: non-numeric value in {line.strip()[:80]!r}") from exc
-            if any(v != int(v) for v in vals):
+            if any(v != int(v) for c, v in enumerate(vals) if c not in float_cols):
                 raise ValueError(f"{path}, line {lineno}: expected integers, got {line.strip()[:80]!r}")
             rows.append([int(v) for v in vals])
     if not rows:
@@ -52,8 +52,12 @@ def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str]) -> n
     return np.asarray(rows, dtype=np.int64)
 
 
-def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None) -> np.ndarray:
-    """Read a whitespace (or ``sep``) separated integer table; errors name the file and line."""
+def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None,
+                    float_cols: Sequence[int] = ()) -> np.ndarray:
+    """Read a whitespace (or ``sep``) separated integer table; errors name the file and line.
+
+    Columns in ``float_cols`` may hold fractions, which are truncated towards zero.
+    """
     import pandas as pd
 
     try:
@@ -63,11 +67,12 @@ def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None) ->
         if table.shape[0] == 0 or table.shape[1] < min_cols or np.isnan(table).any():
             raise ValueError
         table = table[:, :min_cols]
-        if (table != np.round(table)).any():
+        strict = [c for c in range(min_cols) if c not in float_cols]
+        if (table[:, strict] != np.round(table[:, strict])).any():
             raise ValueError
-        return table.astype(np.int64)
+        return np.trunc(table).astype(np.int64)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return _read_int_table_slow(path, min_cols, sep)  # raises with the line number
+        return _read_int_table_slow(path, min_cols, sep, float_cols)  # raises with the line number
 
 
 def read_interaction_pairs(path: PathLike, *, one_based: bool, sep: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -149,11 +154,12 @@ def read_snap_signed(path: PathLike):
 
     Returns ``(data, raw_ids)``. Events are sorted by time (stable, so ties keep the file order;
     SNAP's Bitcoin-Alpha file is not in time order), node ids are remapped to ``0 .. N-1`` in
-    increasing raw-id order, and ``msg`` holds the rating as a ``[E, 1]`` float.
+    increasing raw-id order, ``msg`` holds the rating as a ``[E, 1]`` float and ``t`` the time in
+    whole seconds (fractions truncated, as torch_geometric's ``BitcoinOTC`` does).
     """
     from torch_geometric.data import TemporalData
 
-    table = _read_int_table(path, 4, sep=",")
+    table = _read_int_table(path, 4, sep=",", float_cols=(3,))  # SNAP's OTC times have fractions
     order = np.argsort(table[:, 3], kind="stable")
     table = table[order]
     raw_ids, inv = np.unique(table[:, :2].reshape(-1), return_inverse=True)

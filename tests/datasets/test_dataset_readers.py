@@ -43,7 +43,7 @@ def test_temporal_events(tmp_path):
 
 def test_snap_signed_sorts_by_time(tmp_path):
     p = tmp_path / "signed.csv"
-    p.write_text("7,1,10,300\n3,7,-2,100\n1,3,5,200\n")
+    p.write_text("7,1,10,300.72\n3,7,-2,100\n1,3,5,200.5\n")
     data, raw = readers.read_snap_signed(p)
     assert raw.tolist() == [1, 3, 7]
     assert data.t.tolist() == [100, 200, 300]
