@@ -1,5 +1,9 @@
 """Message-passing operators, one per file."""
 
-__all__ = []
+from graphkit.nn.conv.dagnn_conv import DAGNNConv
+
+__all__ = [
+    "DAGNNConv",
+]
 
 classes = __all__

@@ -1,0 +1,268 @@
+"""Adaptive propagation of the Deep Adaptive Graph Neural Network (DAGNN)."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.nn import Linear, Module
+
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.typing import SparseTensor
+from torch_geometric.utils import is_torch_sparse_tensor, to_torch_csr_tensor
+
+try:  # PyG >= 2.5
+    from torch_geometric import EdgeIndex
+except ImportError:  # pragma: no cover
+    EdgeIndex = None
+
+
+def _is_compiling() -> bool:
+    try:
+        return torch.compiler.is_compiling()
+    except AttributeError:  # pragma: no cover
+        return False
+
+
+class _CSRMatMul(torch.autograd.Function):
+    """``a @ h`` for a constant sparse ``a`` whose transpose ``a_t`` is known, so that the
+    backward pass is ``a_t @ grad`` (no per-call transposition of a CSR matrix)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a_t)
+        return a @ h
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (a_t,) = ctx.saved_tensors
+        return None, None, a_t @ grad if ctx.needs_input_grad[2] else None
+
+
+def csr_matmul(a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
+    r"""Sparse-dense product :math:`\mathbf{A}\mathbf{H}` for a constant sparse CSR matrix
+    :math:`\mathbf{A}` given together with its transpose ``a_t`` (used in the backward pass)."""
+    if not h.requires_grad:
+        return a @ h
+    return _CSRMatMul.apply(a, a_t, h)
+
+
+class DAGNNConv(Module):
+    r"""The adaptive propagation layer of the Deep Adaptive Graph Neural Network
+    (DAGNN) from the `"Towards Deeper Graph Neural Networks"
+    <https://arxiv.org/abs/2007.09296>`_ paper (Liu, Gao and Ji, KDD 2020).
+
+    This is *not* the directed-acyclic-graph network "DAGNN" (Thost and Chen,
+    ICLR 2021). The layer has no feature transformation of its own: it
+    propagates its input :math:`K` times with the symmetrically normalised
+    adjacency matrix with self-loops, stacks the :math:`K + 1` representations
+    and combines them with node-wise learned retention scores:
+
+    .. math::
+        \mathbf{H}_0 &= \mathbf{X}, \qquad
+        \mathbf{H}_k = \mathbf{\hat{D}}^{-1/2} \mathbf{\hat{A}}
+        \mathbf{\hat{D}}^{-1/2} \mathbf{H}_{k-1}, \quad k = 1, \ldots, K
+
+        s_{i,k} &= \sigma\left(\mathbf{h}_{i,k}^{\top} \mathbf{w} + b\right)
+
+        \mathbf{x}^{\prime}_i &= \sum_{k=0}^{K} s_{i,k} \, \mathbf{h}_{i,k}
+
+    where :math:`\mathbf{\hat{A}} = \mathbf{A} + \mathbf{I}` and
+    :math:`\hat{D}_{ii} = \sum_{j} \hat{A}_{ij}`. The only parameters are the
+    projection :math:`\mathbf{w} \in \mathbb{R}^{F}` and the bias :math:`b`.
+
+    PyG has no DAGNN operator; :class:`~torch_geometric.nn.conv.APPNP` is the
+    closest one (fixed teleport weights instead of learned retention scores).
+    Propagation is done with a ``torch.sparse`` CSR product; with
+    :obj:`cached=True` the normalised CSR matrix is computed once and reused,
+    which is the intended use for transductive node classification.
+
+    Args:
+        in_channels (int): Size of each input sample (in DAGNN, the number of
+            classes, since the layer is applied to class logits).
+        K (int): Number of propagation steps :math:`K` (:obj:`K >= 0`).
+        cached (bool, optional): If set to :obj:`True`, the layer caches the
+            normalised adjacency matrix on first execution and uses it in all
+            later calls. Only use this in transductive settings.
+            (default: :obj:`False`)
+        add_self_loops (bool, optional): If set to :obj:`False`, no self-loops
+            are added before normalisation; isolated nodes then propagate zeros.
+            (default: :obj:`True`)
+        normalize (bool, optional): If set to :obj:`False`, the given edge
+            weights (or ones) are used as they are, without
+            :math:`\mathbf{\hat{D}}^{-1/2} \mathbf{\hat{A}}
+            \mathbf{\hat{D}}^{-1/2}` normalisation and without added
+            self-loops. (default: :obj:`True`)
+        bias (bool, optional): If set to :obj:`False`, the retention
+            projection has no bias :math:`b`. (default: :obj:`True`)
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F)`,
+          edge indices :math:`(2, |\mathcal{E}|)` (COO, PyG :class:`EdgeIndex`)
+          or a sparse adjacency :math:`(|\mathcal{V}|, |\mathcal{V}|)` whose row
+          :math:`i` holds the in-neighbours of node :math:`i`
+          (``torch.sparse`` or ``SparseTensor``),
+          edge weights :math:`(|\mathcal{E}|)` *(optional, COO only)*
+        - **output:** node features :math:`(|\mathcal{V}|, F)`
+
+    Graphs without edges and isolated nodes are allowed: with self-loops such
+    nodes keep their own features at every step. Features must be finite; NaN
+    or infinite values raise a :class:`ValueError` (outside of
+    :func:`torch.compile`, where input checks are skipped).
+    """
+
+    _cached_adj: Optional[Tuple[Tensor, Tensor]]
+
+    def __init__(
+        self,
+        in_channels: int,
+        K: int,
+        cached: bool = False,
+        add_self_loops: bool = True,
+        normalize: bool = True,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels <= 0:
+            raise ValueError(f"DAGNNConv: 'in_channels' must be a positive int (got {in_channels!r})")
+        if not isinstance(K, int) or isinstance(K, bool) or K < 0:
+            raise ValueError(f"DAGNNConv: 'K' must be a non-negative int (got {K!r})")
+        self.in_channels = in_channels
+        self.K = K
+        self.cached = cached
+        self.add_self_loops = add_self_loops
+        self.normalize = normalize
+        self.bias = bias
+
+        self.proj = Linear(in_channels, 1, bias=bias)
+        self._cached_adj = None
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Resets all learnable parameters of the module and clears the cache."""
+        self.proj.reset_parameters()
+        self._cached_adj = None
+
+    def _check_input(self, x: Tensor, edge_index, edge_weight: Optional[Tensor]) -> None:
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            raise ValueError(
+                f"DAGNNConv: 'x' must be a 2-dimensional tensor [num_nodes, {self.in_channels}] "
+                f"(got {type(x).__name__} with shape {tuple(getattr(x, 'shape', ()))})")
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"DAGNNConv: 'x' has {x.size(-1)} channels but the layer was built with "
+                             f"in_channels={self.in_channels}")
+        if not x.is_floating_point():
+            raise TypeError(f"DAGNNConv: 'x' must be a floating point tensor (got {x.dtype})")
+        if not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).any(dim=-1).nonzero().view(-1)
+            raise ValueError(f"DAGNNConv: 'x' contains NaN or infinite values (first bad node id: "
+                             f"{int(bad[0])}, {bad.numel()} bad nodes)")
+        num_nodes = x.size(0)
+        if isinstance(edge_index, SparseTensor) or (isinstance(edge_index, Tensor)
+                                                    and edge_index.layout != torch.strided):
+            if edge_index.size(0) != num_nodes or edge_index.size(1) != num_nodes:
+                raise ValueError(f"DAGNNConv: sparse adjacency of shape {tuple(edge_index.size())} does "
+                                 f"not match the {num_nodes} nodes of 'x'")
+            if edge_weight is not None:
+                raise ValueError("DAGNNConv: 'edge_weight' must be None when 'edge_index' is a sparse "
+                                 "matrix (put the weights in the matrix values)")
+            return
+        if not isinstance(edge_index, Tensor):
+            raise TypeError(f"DAGNNConv: 'edge_index' must be a Tensor, EdgeIndex or sparse matrix "
+                            f"(got {type(edge_index).__name__})")
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"DAGNNConv: 'edge_index' must have shape [2, num_edges] "
+                             f"(got {tuple(edge_index.shape)})")
+        if edge_index.dtype not in (torch.long, torch.int):
+            raise TypeError(f"DAGNNConv: 'edge_index' must hold integer ids (got {edge_index.dtype})")
+        if edge_index.numel() > 0:
+            lo, hi = int(edge_index.min()), int(edge_index.max())
+            if lo < 0 or hi >= num_nodes:
+                col = (edge_index.view(-1) < 0) | (edge_index.view(-1) >= num_nodes)
+                pos = int(col.nonzero()[0]) % edge_index.size(1)
+                raise ValueError(f"DAGNNConv: 'edge_index' holds node id "
+                                 f"{lo if lo < 0 else hi} out of range [0, {num_nodes}) "
+                                 f"(first at edge {pos})")
+        if edge_weight is not None and (edge_weight.dim() != 1
+                                        or edge_weight.numel() != edge_index.size(1)):
+            raise ValueError(f"DAGNNConv: 'edge_weight' must have shape [{edge_index.size(1)}] "
+                             f"(got {tuple(edge_weight.shape)})")
+
+    def _build_adj(self, edge_index, edge_weight: Optional[Tensor], num_nodes: int,
+                   dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """Returns the (normalised) propagation matrix as a ``torch.sparse`` CSR tensor
+        whose row ``i`` aggregates the messages sent to node ``i``, and its transpose."""
+        if isinstance(edge_index, SparseTensor):
+            if self.normalize:
+                edge_index = gcn_norm(edge_index, None, num_nodes, False, self.add_self_loops,
+                                      "source_to_target", dtype)
+            row, col, val = edge_index.coo()
+            edge_index = torch.stack([col, row])  # (source, target)
+            edge_weight = val if val is not None else None
+            return self._to_csr_pair(edge_index, edge_weight, num_nodes, dtype)
+        if is_torch_sparse_tensor(edge_index):
+            adj = edge_index
+            if adj.layout != torch.sparse_coo:
+                adj = adj.to_sparse_coo()
+            adj = adj.coalesce()
+            # Row i of the matrix holds the neighbours node i aggregates from (target, source).
+            edge_index, edge_weight = adj.indices().flip(0), adj.values().to(dtype)
+        if EdgeIndex is not None and isinstance(edge_index, EdgeIndex):
+            edge_index = edge_index.as_tensor()
+        edge_index = edge_index.long()
+        if self.normalize:
+            edge_index, edge_weight = gcn_norm(edge_index, edge_weight, num_nodes, False,
+                                               self.add_self_loops, "source_to_target", dtype)
+        return self._to_csr_pair(edge_index, edge_weight, num_nodes, dtype)
+
+    @staticmethod
+    def _to_csr_pair(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
+                     dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        if edge_weight is None:
+            edge_weight = torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device)
+        edge_weight = edge_weight.to(dtype)
+        size = (num_nodes, num_nodes)
+        # Row = target, column = source: out[dst] = sum_src w * x[src].
+        adj = to_torch_csr_tensor(edge_index.flip(0), edge_weight, size=size)
+        adj_t = to_torch_csr_tensor(edge_index, edge_weight, size=size)
+        return adj, adj_t
+
+    def forward(self, x: Tensor, edge_index, edge_weight: Optional[Tensor] = None) -> Tensor:
+        r"""Runs :math:`K` propagation steps and the adaptive combination.
+
+        Args:
+            x (torch.Tensor): Node features :math:`(|\mathcal{V}|, F)`.
+            edge_index (torch.Tensor or EdgeIndex or SparseTensor): The graph,
+                as COO indices :math:`(2, |\mathcal{E}|)` (source, target) or a
+                sparse :math:`(|\mathcal{V}|, |\mathcal{V}|)` matrix (``torch.sparse``
+                COO/CSR, ``SparseTensor``) whose row :math:`i` lists the
+                neighbours node :math:`i` aggregates from.
+            edge_weight (torch.Tensor, optional): Edge weights for COO input.
+                (default: :obj:`None`)
+        """
+        if not _is_compiling():
+            self._check_input(x, edge_index, edge_weight)
+
+        adj = self._cached_adj
+        if adj is None:
+            adj = self._build_adj(edge_index, edge_weight, x.size(0), x.dtype)
+            if self.cached:
+                self._cached_adj = adj
+        elif adj[0].size(0) != x.size(0) and not _is_compiling():
+            raise ValueError(f"DAGNNConv: the cached adjacency has {adj[0].size(0)} nodes but 'x' has "
+                             f"{x.size(0)}; call reset_parameters() or use cached=False")
+
+        a, a_t = adj
+        hs = [x]
+        h = x
+        for _ in range(self.K):
+            h = csr_matmul(a, a_t, h)
+            hs.append(h)
+        stacked = torch.stack(hs, dim=1)  # [N, K + 1, F]
+        score = torch.sigmoid(self.proj(stacked))  # [N, K + 1, 1]
+        return (score * stacked).sum(dim=1)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, K={self.K})"
