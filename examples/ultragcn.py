@@ -309,8 +309,9 @@ def main(argv=None) -> None:
         deviations.append(f"hyper-parameters changed from the authors' config: {cfg['overrides']}")
     for r, s in enumerate(states):
         if not s["done"]:
-            deviations.append(f"run {r} stopped by the time budget at epoch {s['epoch']} "
-                              f"(of max {args.epochs}; authors' early stopping not reached); "
+            deviations.append(f"run {r} stopped after epoch {s['epoch']} (time budget or interrupted), "
+                              f"before the authors' early-stopping criterion ({cfg['patience']} "
+                              f"evaluations without improvement, max {args.epochs} epochs) was met; "
                               f"resumable with --resume")
         elif s.get("stopped_by", "").startswith("max epochs") and args.epochs < 2000:
             deviations.append(f"run {r} capped at {args.epochs} epochs (authors: up to 2000 with "
