@@ -31,7 +31,7 @@ from graphkit.datasets.readers import KnowledgeGraph
 from graphkit.datasets.registry import canonical_name, card, list_datasets
 
 __all__ = [
-    "load", "get_path", "list_datasets", "card", "verify", "cache_dir", "search_roots",
+    "load", "get_path", "list_datasets", "card", "canonical_name", "verify", "cache_dir", "search_roots",
     "DatasetNotFoundError", "ChecksumError", "UnsafeArchiveError", "KnowledgeGraph", "safe_extract_zip",
 ]
 

@@ -88,7 +88,7 @@ def build_pyg(card: dict, paths: Dict[str, Path], **kwargs: Any):
         return cls(str(work), **loader.get("args", {}), **kwargs)
 
 
-def _dir_of(card: dict, paths: Dict[str, Path], basename: str) -> Path:
+def _file_named(card: dict, paths: Dict[str, Path], basename: str) -> Path:
     for f in card["files"]:
         if Path(f["path"]).name == basename:
             return paths[f["path"]]
@@ -101,8 +101,8 @@ def build_user_item_lists(card: dict, paths: Dict[str, Path], **kwargs: Any):
     if kwargs:
         raise TypeError(f"{card['name']}: unexpected arguments {sorted(kwargs)}")
     a = card["loader"].get("args", {})
-    return read_user_item_lists(_dir_of(card, paths, a.get("train", "train.txt")),
-                                _dir_of(card, paths, a.get("test", "test.txt")), name=card["name"])
+    return read_user_item_lists(_file_named(card, paths, a.get("train", "train.txt")),
+                                _file_named(card, paths, a.get("test", "test.txt")), name=card["name"])
 
 
 def _interaction_graph(card: dict, tr, te, num_users: int, num_items: int, user_ids, item_ids):
@@ -122,14 +122,14 @@ def build_interaction_pairs(card: dict, paths: Dict[str, Path], **kwargs: Any):
         raise TypeError(f"{card['name']}: unexpected arguments {sorted(kwargs)}")
     a = card["loader"]["args"]
     one = bool(a.get("one_based", True))
-    tr = readers.read_interaction_pairs(_dir_of(card, paths, a["train"]), one_based=one)
-    te = readers.read_interaction_pairs(_dir_of(card, paths, a["test"]), one_based=one)
+    tr = readers.read_interaction_pairs(_file_named(card, paths, a["train"]), one_based=one)
+    te = readers.read_interaction_pairs(_file_named(card, paths, a["test"]), one_based=one)
     nu = int(max(tr[0].max(), te[0].max())) + 1
     ni = int(max(tr[1].max(), te[1].max())) + 1
     off = 1 if one else 0
     g = _interaction_graph(card, tr, te, nu, ni, np.arange(nu) + off, np.arange(ni) + off)
     if "social" in a:
-        su, sv = readers.read_interaction_pairs(_dir_of(card, paths, a["social"]), one_based=one)
+        su, sv = readers.read_interaction_pairs(_file_named(card, paths, a["social"]), one_based=one)
         g.meta["social"] = torch.from_numpy(np.stack([su, sv]))
     return g
 
@@ -144,11 +144,11 @@ def build_movielens100k(card: dict, paths: Dict[str, Path], format: str = "pyg",
         raise ValueError(f"{card['name']}: format must be 'pyg' or 'interactions', got {format!r}")
     if kwargs:
         raise TypeError(f"{card['name']}: unexpected arguments {sorted(kwargs)}")
-    tr = readers.read_interaction_pairs(_dir_of(card, paths, "u1.base"), one_based=True, sep="\t")
-    te = readers.read_interaction_pairs(_dir_of(card, paths, "u1.test"), one_based=True, sep="\t")
+    tr = readers.read_interaction_pairs(_file_named(card, paths, "u1.base"), one_based=True, sep="\t")
+    te = readers.read_interaction_pairs(_file_named(card, paths, "u1.test"), one_based=True, sep="\t")
     # u.user / u.item list every user and movie (943 / 1682), including ones absent from u1.*.
-    nu = sum(1 for line in open(_dir_of(card, paths, "u.user"), encoding="latin-1") if line.strip())
-    ni = sum(1 for line in open(_dir_of(card, paths, "u.item"), encoding="latin-1") if line.strip())
+    nu = sum(1 for line in open(_file_named(card, paths, "u.user"), encoding="latin-1") if line.strip())
+    ni = sum(1 for line in open(_file_named(card, paths, "u.item"), encoding="latin-1") if line.strip())
     if max(tr[0].max(), te[0].max()) >= nu or max(tr[1].max(), te[1].max()) >= ni:
         raise ValueError(f"{card['name']}: u1.base/u1.test hold ids beyond u.user ({nu}) / u.item ({ni})")
     return _interaction_graph(card, tr, te, nu, ni, np.arange(1, nu + 1), np.arange(1, ni + 1))
@@ -187,8 +187,8 @@ def build_temporal_events(card: dict, paths: Dict[str, Path], **kwargs: Any):
 def build_kg(card: dict, paths: Dict[str, Path], **kwargs: Any):
     if kwargs:
         raise TypeError(f"{card['name']}: unexpected arguments {sorted(kwargs)}")
-    return readers.read_kg_triples(_dir_of(card, paths, "train.txt"), _dir_of(card, paths, "valid.txt"),
-                                   _dir_of(card, paths, "test.txt"), name=card["name"])
+    return readers.read_kg_triples(_file_named(card, paths, "train.txt"), _file_named(card, paths, "valid.txt"),
+                                   _file_named(card, paths, "test.txt"), name=card["name"])
 
 
 def build_graph6(card: dict, paths: Dict[str, Path], family: str = None, **kwargs: Any):

@@ -8,10 +8,6 @@ import torch
 __all__ = ["compute_stats", "compare_stats"]
 
 
-def _undirected_pairs(ei: torch.Tensor) -> int:
-    return int(ei.size(1))
-
-
 def compute_stats(obj: Any) -> Dict[str, Any]:
     """Compute the statistics that cards record for an object returned by ``load``."""
     from torch_geometric.data import Data, HeteroData, InMemoryDataset, TemporalData

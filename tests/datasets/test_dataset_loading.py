@@ -126,7 +126,6 @@ def test_sr_graphs_are_strongly_regular(mirror, session_cache):
     fams = gd.load("SR")
     assert len(fams) == 9
     for fam, graphs in fams.items():
-        n, k, lam, mu = int(fam[2:4]), None, None, None
         g = graphs[0]
         A = torch.zeros(g.num_nodes, g.num_nodes)
         A[g.edge_index[0], g.edge_index[1]] = 1

@@ -1,7 +1,5 @@
 """The text-format readers: correct on small hand-made files, clear errors on bad ones."""
-import numpy as np
 import pytest
-import torch
 
 from graphkit.datasets import readers
 
