@@ -350,7 +350,7 @@ def _download_missing(card: dict, missing: List[dict], cache: Path, errors: Dict
                 by_path = {p: m for m, p in members.items()}
                 if arc.get("format", "zip") == "gz":
                     for f in needed:
-                        _gunzip(local, out / by_path[f["path"]])
+                        _gunzip(local, _member_target(out, by_path[f["path"]], local))
                 else:
                     safe_extract_zip(local, out, members=[by_path[f["path"]] for f in needed])
                 for f in needed:

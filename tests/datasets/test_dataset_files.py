@@ -281,3 +281,19 @@ def test_verify_reports(mirror, tmp_path, isolated):
     res = {Path(r["path"]).name: r for r in gd.verify("MUTAG", root=root)}
     assert res["MUTAG_A.txt"]["status"] == "mismatch" and "MUTAG_A.txt" in res["MUTAG_A.txt"]["detail"]
     assert res["MUTAG_graph_labels.txt"]["status"] == "ok"
+
+
+def test_download_from_gz_archive(tmp_path, isolated):
+    import gzip
+
+    payload = b"1,2,3,4\n"
+    gz = tmp_path / "signed.csv.gz"
+    gz.write_bytes(gzip.compress(payload))
+    c = _fake_card(tmp_path, payload)
+    c["archives"] = [{"url": gz.as_uri(), "format": "gz", "members": {"signed.csv": "Toy/raw/data.txt"}}]
+    assert F.resolve_files(c)["Toy/raw/data.txt"].read_bytes() == payload
+    c["archives"][0]["members"] = {"../../signed.csv": "Toy/raw/other.txt"}
+    c["files"].append({"path": "Toy/raw/other.txt", "size": len(payload), "sha256": _sha(payload), "urls": []})
+    with pytest.raises(DatasetNotFoundError, match="refusing to extract"):
+        F.resolve_files(c)
+    assert not list(tmp_path.rglob("signed.csv"))
