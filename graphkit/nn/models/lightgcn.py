@@ -74,6 +74,55 @@ def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
     return _SymmetricSpMM.apply(adj, x)
 
 
+class _LayerMeanRows(torch.autograd.Function):
+    r"""Rows ``R`` of the LightGCN layer mean :math:`\frac{1}{K+1}\sum_k \hat{A}^k X` and its
+    exact gradient, with two fewer full sparse products than autograd through ``K`` layers.
+
+    Forward: ``K - 1`` full products, then the last layer only for the rows ``R`` (a gather
+    over their non-zeros). Backward: the gradient :math:`G` lives on ``R`` only, so
+    :math:`\hat{A} G` is a scatter over the same non-zeros (using :math:`\hat{A} =
+    \hat{A}^{\top}`), followed by ``K - 1`` full products.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, adj: Tensor, rows: Tensor, num_layers: int) -> Tensor:  # type: ignore[override]
+        acc = x[rows]
+        ctx.num_layers, ctx.adj, ctx.num_nodes = num_layers, adj, x.size(0)
+        if num_layers == 0:
+            ctx.save_for_backward(rows)
+            return acc
+        h = x
+        for _ in range(num_layers - 1):
+            h = adj @ h
+            acc = acc + h[rows]
+        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+        start, count = crow[rows], crow[rows + 1] - crow[rows]
+        seg = torch.repeat_interleave(torch.arange(rows.numel(), device=x.device), count)
+        offset = torch.arange(seg.numel(), device=x.device) - (torch.cumsum(count, 0) - count)[seg]
+        nz = start[seg] + offset
+        cols, vals = col[nz], val[nz].unsqueeze(-1)
+        last = torch.zeros_like(acc).index_add_(0, seg, vals * h[cols])
+        ctx.save_for_backward(rows, seg, cols, vals)
+        return (acc + last) / (num_layers + 1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        K = ctx.num_layers
+        rows = ctx.saved_tensors[0]
+        g = grad / (K + 1)
+        total = torch.zeros(ctx.num_nodes, grad.size(-1), dtype=grad.dtype, device=grad.device)
+        total.index_add_(0, rows, g)
+        if K == 0:
+            return total, None, None, None
+        _, seg, cols, vals = ctx.saved_tensors
+        h = torch.zeros_like(total).index_add_(0, cols, vals * g[seg])  # A @ G, G supported on rows
+        total = total + h
+        for _ in range(K - 1):
+            h = ctx.adj @ h
+            total = total + h
+        return total, None, None, None
+
+
 class _RankingMixin:
     """Shared scoring / recommendation API of the embedding recommenders."""
 
@@ -240,6 +289,17 @@ class LightGCN(_RankingMixin, Module):
             out = out + x
         return out / (self.num_layers + 1)
 
+    def propagate_rows(self, nodes: Tensor) -> Tensor:
+        r"""Layer-mean embeddings of the given nodes only (users ``0..U-1``, items ``U..``),
+        ``[len(nodes), F]``. Equal to ``propagate()[nodes]``, at about two thirds of the cost of
+        a training step through it (see :class:`_LayerMeanRows`)."""
+        if self._adj is None:
+            raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
+        if torch.compiler.is_compiling():
+            return self.propagate()[nodes]
+        uniq, inverse = torch.unique(nodes, return_inverse=True)
+        return _LayerMeanRows.apply(self.embedding.weight, self._adj, uniq, self.num_layers)[inverse]
+
     def embeddings(self, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Final user and item embeddings ``([U, F], [I, F])``."""
         out = self.propagate(edge_index)
@@ -252,8 +312,9 @@ class LightGCN(_RankingMixin, Module):
             \mathcal{L} = \frac{1}{B} \sum_{(u,i,j)} \operatorname{softplus}(\hat{y}_{uj} -
             \hat{y}_{ui}) + \lambda \frac{\lVert \mathbf{E}^{(0)}_{u,i,j} \rVert^2}{2B}
         """
-        user_emb, item_emb = self.embeddings()
-        u, p, n = user_emb[users], item_emb[pos_items], item_emb[neg_items]
+        nodes = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])
+        out = self.propagate_rows(nodes)
+        u, p, n = out.split(users.numel())
         bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         w = self.embedding.weight
         reg = (w[users].pow(2).sum() + w[self.num_users + pos_items].pow(2).sum()

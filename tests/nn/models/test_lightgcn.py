@@ -95,3 +95,19 @@ def test_compile():
     model = LightGCN(3, 4, embedding_dim=4).set_graph(small_graph())
     compiled = torch.compile(model.propagate, backend="eager")
     assert torch.allclose(compiled(), model.propagate())
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_row_restricted_propagation_and_gradient_are_exact(num_layers):
+    torch.manual_seed(0)
+    ei = torch.randint(0, 6, (2, 25))
+    model = LightGCN(6, 6, embedding_dim=5, num_layers=num_layers).set_graph(ei)
+    nodes = torch.tensor([0, 3, 3, 7, 11, 0])
+    w = torch.randn(nodes.numel(), 5)
+    (model.propagate_rows(nodes) * w).sum().backward()
+    g_fast = model.embedding.weight.grad.clone()
+    model.embedding.weight.grad = None
+    full = model.propagate()
+    (full[nodes] * w).sum().backward()
+    assert torch.allclose(model.propagate_rows(nodes), full[nodes], atol=1e-6)
+    assert torch.allclose(g_fast, model.embedding.weight.grad, atol=1e-6)
