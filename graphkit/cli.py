@@ -17,7 +17,6 @@ _COMMANDS = [
     ("rec", "graphkit.rec.cli"),
     ("leaderboard", "graphkit.engine.leaderboard"),
     ("datasets", "graphkit.datasets.cli"),
-    ("bench", "graphkit.bench"),
 ]
 
 
