@@ -150,10 +150,13 @@ def main(argv=None) -> int:
 over {args.rounds} interleaved rounds, {platform.processor() or platform.machine()}, torch {torch.__version__},
 {args.threads} thread(s), 1-min load average at the end {load1:.1f} (shared machine).
 
-| implementation | wall s / batch | CPU s / batch | wall s / epoch (x{batches_per_epoch}) |
-| --- | ---: | ---: | ---: |
-| graphkit `UltraGCN` (sampled sparse scoring) | {med['ours'][0]:.3f} | {med['ours'][1]:.3f} | {med['ours'][0] * batches_per_epoch:.0f} |
-| reference-style (gathered `[B, N, d]`, NumPy sampling) | {med['ref'][0]:.3f} | {med['ref'][1]:.3f} | {med['ref'][0] * batches_per_epoch:.0f} |
+| implementation | wall s / batch | CPU s / batch | wall s / epoch (x{batches_per_epoch}) | CPU s / epoch (x{batches_per_epoch}) |
+| --- | ---: | ---: | ---: | ---: |
+| graphkit `UltraGCN` (sampled sparse scoring) | {med['ours'][0]:.3f} | {med['ours'][1]:.3f} | {med['ours'][0] * batches_per_epoch:.0f} | {med['ours'][1] * batches_per_epoch:.0f} |
+| reference-style (gathered `[B, N, d]`, NumPy sampling) | {med['ref'][0]:.3f} | {med['ref'][1]:.3f} | {med['ref'][0] * batches_per_epoch:.0f} | {med['ref'][1] * batches_per_epoch:.0f} |
+
+CPU seconds are what one uncontended core would take; wall seconds here are inflated by the other
+jobs on the shared machine (see the load average).
 
 Speed-up of graphkit over the reference-style step measured here: **{speedup_wall:.1f}x** (wall),
 **{speedup_cpu:.1f}x** (CPU time). Item-item constraint (top-10, chunked sparse products):
