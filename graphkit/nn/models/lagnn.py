@@ -169,7 +169,7 @@ class LocalAugmentationCVAE(Module):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * idx.numel()
+                total += float(loss.detach()) * idx.numel()
                 count += idx.numel()
             losses.append(total / count)
             if callback is not None:

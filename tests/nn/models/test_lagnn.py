@@ -1,0 +1,131 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn import GCNConv
+
+from graphkit.nn.models import LAGAT, LAGCN, LAGNN, LocalAugmentationCVAE
+from graphkit.nn.models.lagnn import consistency_loss, row_normalize
+
+
+def _graph(n=40, f=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, f, generator=g) < 0.3).float()
+    src = torch.randint(0, n, (80,), generator=g)
+    dst = torch.randint(0, n, (80,), generator=g)
+    ei = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
+    return x, ei
+
+
+def test_cvae_fit_generate_save_load(tmp_path):
+    torch.manual_seed(0)
+    x, ei = _graph()
+    gen = LocalAugmentationCVAE(10, hidden_channels=16, latent_channels=4)
+    assert gen.config() == {"in_channels": 10, "hidden_channels": 16, "latent_channels": 4}
+    losses = gen.fit(x, ei, epochs=15, batch_size=32, lr=0.01)
+    assert len(losses) == 15 and losses[-1] < losses[0]  # the ELBO improves
+    out = gen.generate(x, num_samples=3)
+    assert out.shape == (3, 40, 10)
+    assert torch.allclose(out.sum(-1), torch.ones(3, 40), atol=1e-5)  # row-normalised
+    raw = gen.generate(x, num_samples=1, normalize=False)
+    assert ((raw > 0) & (raw < 1)).all()
+    path = gen.save(tmp_path / "gen")
+    assert path.name == "gen.pt" and (tmp_path / "gen.json").exists()
+    meta = json.loads((tmp_path / "gen.json").read_text())
+    assert meta["args"] == gen.config()
+    loaded = LocalAugmentationCVAE.load(tmp_path / "gen")
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.allclose(loaded.generate(x, generator=g1), gen.generate(x, generator=g2))
+    # generate() shares the conditional part; it equals decode() with the same z
+    z = torch.randn(40, 4, generator=torch.Generator().manual_seed(6))
+    manual = gen.decode(z, x)
+    via = gen.generate(x, normalize=False, generator=torch.Generator().manual_seed(6))[0]
+    assert torch.allclose(manual, via, atol=1e-6)
+
+
+def test_cvae_load_rejects_other_files(tmp_path):
+    (tmp_path / "g.json").write_text(json.dumps({"format": "something-else", "args": {}}))
+    torch.save({}, tmp_path / "g.pt")
+    with pytest.raises(ValueError, match="not a saved generator"):
+        LocalAugmentationCVAE.load(tmp_path / "g")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        LocalAugmentationCVAE.load(tmp_path / "missing")
+
+
+def test_cvae_bad_input():
+    x, ei = _graph()
+    gen = LocalAugmentationCVAE(10, 8, 2)
+    with pytest.raises(ValueError, match="no edges"):
+        gen.fit(x, torch.empty(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="no edges"):
+        gen.fit(x, torch.tensor([[1, 2], [1, 2]]))  # self-loops only
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gen.fit(x * 3, ei)
+    bad = x.clone()
+    bad[2, 2] = float("nan")
+    with pytest.raises(ValueError, match="first bad node id: 2"):
+        gen.fit(bad, ei)
+    with pytest.raises(ValueError, match="in_channels=10"):
+        gen.generate(torch.rand(4, 3))
+    with pytest.raises(ValueError, match="outside"):
+        gen.fit(x, torch.tensor([[0], [40]]))
+
+
+def test_consistency_loss_hand_computed():
+    # two samples with probabilities (1, 0) and (0, 1) -> average (0.5, 0.5), sharpening keeps it
+    logits = [torch.tensor([[100.0, -100.0]]), torch.tensor([[-100.0, 100.0]])]
+    assert consistency_loss(logits, 0.5).item() == pytest.approx(0.5, abs=1e-6)
+    same = [torch.tensor([[1.0, 2.0]])] * 3
+    p = torch.softmax(same[0], -1)
+    sharp = p.pow(2) / p.pow(2).sum()
+    assert consistency_loss(same, 0.5).item() == pytest.approx(float((p - sharp).pow(2).sum()))
+    with pytest.raises(ValueError, match="at least one"):
+        consistency_loss([])
+
+
+def test_lagcn_with_concat_zero_is_plain_gcn():
+    torch.manual_seed(1)
+    x, ei = _graph()
+    x = row_normalize(x)
+    plain = LAGCN(10, 8, 3, concat=0).eval()
+    conv1, conv2 = GCNConv(10, 8), GCNConv(8, 3)
+    conv1.load_state_dict(plain.branches[0].state_dict())
+    conv2.load_state_dict(plain.head.state_dict())
+    assert torch.allclose(plain(x, ei), conv2(F.relu(conv1(x, ei)), ei), atol=1e-6)
+    assert repr(plain) == "LAGCN(10, 8, 3, concat=0)"
+
+
+def test_lagcn_lagat_forward_backward_and_plug_in():
+    torch.manual_seed(2)
+    x, ei = _graph()
+    x_aug = torch.rand(2, 40, 10)
+    for model in (LAGCN(10, 8, 3, concat=2), LAGAT(10, 4, 3, heads=2, concat=2)):
+        out = model(x, ei, x_aug=x_aug)
+        assert out.shape == (40, 3)
+        out.sum().backward()
+        assert all(p.grad is not None for p in model.branches[2].parameters())
+        cfg = model.config()
+        clone = type(model)(**cfg)
+        clone.load_state_dict(model.state_dict())
+        model.eval(), clone.eval()
+        assert torch.allclose(clone(x, ei, x_aug=x_aug), model(x, ei, x_aug=x_aug), atol=1e-6)
+    assert repr(LAGAT(10, 4, 3, heads=2)) == "LAGAT(10, 4, 3, heads=2, concat=1)"
+    # wrapping an existing backbone: its first layer per input + the rest
+    wrapped = LAGNN([GCNConv(10, 4) for _ in range(2)], GCNConv(8, 3))
+    assert wrapped(x, ei, x_aug=[x_aug[0]]).shape == (40, 3)
+
+
+def test_lagnn_bad_input():
+    x, ei = _graph()
+    model = LAGCN(10, 8, 3, concat=1)
+    with pytest.raises(ValueError, match="expected 1 generated feature matrices"):
+        model(x, ei)
+    with pytest.raises(ValueError, match="expected 1 generated"):
+        model(x, ei, x_aug=[x, x])
+    with pytest.raises(ValueError, match=r"x_aug\[0\]' has shape \(40, 9\)"):
+        model(x, ei, x_aug=[torch.rand(40, 9)])
+    with pytest.raises(ValueError, match="'concat' must be a non-negative int"):
+        LAGCN(10, 8, 3, concat=-1)
+    with pytest.raises(ValueError, match="'act'"):
+        LAGNN([GCNConv(10, 4)], GCNConv(4, 3), act="tanh")
