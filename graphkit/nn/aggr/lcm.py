@@ -162,9 +162,11 @@ class LCMAggregation(Aggregation):
         count, _, pos = group_positions(index, dim_size)
         max_count = int(count.max()) if count.numel() > 0 else 0
         depth = math.ceil(math.log2(max_count)) if max_count > 1 else 0
-        # Rows of `x` are kept in group order (`index`, `pos`). At every level the
-        # rows are gathered once into the layout [a_0, b_0, a_1, b_1, ..., carries],
-        # so the operator runs on a contiguous [P, 2, C] view without padding.
+        # `index`/`pos` describe the elements in group order and `rows[i]` is the row of
+        # `x` holding the i-th of them. At every level the rows are gathered once into
+        # the layout [a_0, b_0, a_1, b_1, ..., carries], so the operator runs on a
+        # contiguous [P, 2, C] view without any padding.
+        rows: Optional[Tensor] = None
         for _ in range(depth):
             size = count[index]
             even = pos % 2 == 0
@@ -172,18 +174,20 @@ class LCMAggregation(Aggregation):
             carry = (even & (pos + 1 == size)).nonzero().view(-1)
             num_pairs = left.numel()
             order = torch.cat([torch.stack([left, left + 1], 1).view(-1), carry])
-            xs = x[order]
+            xs = x[order if rows is None else rows[order]]
             combined = self._combine_pairs(xs[:2 * num_pairs].view(num_pairs, 2, -1))
-            x_new = torch.cat([combined, xs[2 * num_pairs:]], 0)
+            x = torch.cat([combined, xs[2 * num_pairs:]], 0)
             index_new = torch.cat([index[left], index[carry]])
             pos_new = torch.cat([pos[left], pos[carry]]) // 2
             count = (count + 1) // 2
             ptr = torch.zeros(dim_size + 1, dtype=torch.long, device=x.device)
             torch.cumsum(count, 0, out=ptr[1:])
-            dest = ptr[index_new] + pos_new  # row of each new element in group order
-            perm = torch.empty_like(dest)
-            perm[dest] = torch.arange(dest.numel(), device=x.device)
-            x, index, pos = x_new[perm], index_new[perm], pos_new[perm]
+            dest = ptr[index_new] + pos_new  # position of each new row in group order
+            rows = torch.empty_like(dest)
+            rows[dest] = torch.arange(dest.numel(), device=x.device)
+            index, pos = index_new[rows], pos_new[rows]
+        if rows is not None:
+            x = x[rows]
 
         out = self.identity.to(x.dtype).unsqueeze(0).expand(dim_size, -1)
         if x.size(0) == 0:
@@ -192,11 +196,23 @@ class LCMAggregation(Aggregation):
 
     def _combine_pairs(self, pairs: Tensor) -> Tensor:
         # pairs: [P, 2, C] -> [P, C], equal to combine(pairs[:, 0], pairs[:, 1]).
+        # The reset/update pre-activations of both orders share one product: with
+        # S = a + b and D = a - b, W_i a + W_h b = U + V and W_i b + W_h a = U - V for
+        # U = (W_i + W_h)/2 S + biases and V = (W_i - W_h)/2 D, which needs 8 instead of
+        # 12 C^2 multiply-adds per pair. The candidate gate needs W_in and W_hn of both.
+        c = self.out_channels
         cell = self.gru_cell
-        weight = torch.cat([cell.weight_ih, cell.weight_hh], 0)
-        bias = torch.cat([cell.bias_ih, cell.bias_hh], 0)
-        proj = torch.nn.functional.linear(pairs, weight, bias)  # [P, 2, 6C]
-        return _SymmetricGRU.apply(proj, pairs)
+        w_i, w_h = cell.weight_ih, cell.weight_hh
+        w_plus = 0.5 * (w_i[:2 * c] + w_h[:2 * c])
+        w_minus = 0.5 * (w_i[:2 * c] - w_h[:2 * c])
+        b_rz = cell.bias_ih[:2 * c] + cell.bias_hh[:2 * c]
+        w_n = torch.cat([w_i[2 * c:], w_h[2 * c:]], 0)
+        b_n = torch.cat([cell.bias_ih[2 * c:], cell.bias_hh[2 * c:]], 0)
+        a, b = pairs[:, 0], pairs[:, 1]
+        u = torch.nn.functional.linear(a + b, w_plus, b_rz)     # [P, 2C]
+        v = torch.nn.functional.linear(a - b, w_minus)          # [P, 2C]
+        n_proj = torch.nn.functional.linear(pairs, w_n, b_n)    # [P, 2, 2C]
+        return _SymmetricGRU.apply(u, v, n_proj, pairs)
 
     def associativity_loss(self, x: Tensor, num_samples: int = 256) -> Tensor:
         r"""Mean squared associativity error
@@ -221,45 +237,43 @@ class LCMAggregation(Aggregation):
 
 class _SymmetricGRU(torch.autograd.Function):
     r"""Elementwise part of :math:`\tfrac12(\mathrm{GRU}(a,b)+\mathrm{GRU}(b,a))`
-    from the projections ``proj = [W_ih x + b_ih, W_hh x + b_hh]`` of both pair
-    members, with a hand-written backward (no zero-filled slice gradients)."""
+    given ``u +/- v`` (reset/update pre-activations of the two orders) and the
+    candidate projections ``n_proj[:, s] = [W_in x_s + b_in, W_hn x_s + b_hn]``, with a
+    hand-written backward that saves only the gates and the ``W_hn`` projections."""
 
     @staticmethod
-    def forward(ctx, proj: Tensor, pairs: Tensor) -> Tensor:
+    def forward(ctx, u: Tensor, v: Tensor, n_proj: Tensor, pairs: Tensor) -> Tensor:
         c = pairs.size(-1)
-        rs, zs, ns = [], [], []
+        saved = []
         out = None
-        for s in (0, 1):  # slot s is the GRU input, slot 1 - s the hidden state
-            gi, gh = proj[:, s], proj[:, 1 - s]
-            r = torch.sigmoid(gi[:, :c] + gh[:, 3 * c:4 * c])
-            z = torch.sigmoid(gi[:, c:2 * c] + gh[:, 4 * c:5 * c])
-            n = torch.tanh(torch.addcmul(gi[:, 2 * c:3 * c], r, gh[:, 5 * c:]))
+        for s, pre in ((0, u + v), (1, u - v)):  # slot s is the input, 1 - s the hidden state
+            rz = torch.sigmoid(pre)
+            r, z = rz[:, :c], rz[:, c:]
+            ghn = n_proj[:, 1 - s, c:].contiguous()
+            n = torch.tanh(torch.addcmul(n_proj[:, s, :c], r, ghn))
             h = torch.addcmul(n, z, pairs[:, 1 - s] - n)
             out = h if out is None else out.add_(h)
-            rs.append(r), zs.append(z), ns.append(n)
-        ctx.save_for_backward(proj, pairs, *rs, *zs, *ns)
+            saved += [rz, n, ghn]
+        ctx.save_for_backward(pairs, *saved)
         return out.mul_(0.5)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        proj, pairs, r0, r1, z0, z1, n0, n1 = ctx.saved_tensors
+        pairs, *saved = ctx.saved_tensors
         c = pairs.size(-1)
         dh = 0.5 * grad
-        dproj = proj.new_empty(proj.shape)
+        drz = []
+        dn_proj = pairs.new_empty(pairs.size(0), 2, 2 * c)
         dpairs = pairs.new_empty(pairs.shape)
-        for s, r, z, n in ((0, r0, z0, n0), (1, r1, z1, n1)):
-            gh = proj[:, 1 - s]
+        for s in (0, 1):
+            rz, n, ghn = saved[3 * s:3 * s + 3]
+            r, z = rz[:, :c], rz[:, c:]
             hidden = pairs[:, 1 - s]
-            dpre_n = dh * (1 - z) * (1 - n * n)
-            dpre_z = dh * (hidden - n) * z * (1 - z)
-            dpre_r = dpre_n * gh[:, 5 * c:] * r * (1 - r)
-            gi_grad = dproj[:, s, :3 * c]
-            gi_grad[:, :c] = dpre_r
-            gi_grad[:, c:2 * c] = dpre_z
-            gi_grad[:, 2 * c:] = dpre_n
-            gh_grad = dproj[:, 1 - s, 3 * c:]
-            gh_grad[:, :c] = dpre_r
-            gh_grad[:, c:2 * c] = dpre_z
-            torch.mul(dpre_n, r, out=gh_grad[:, 2 * c:])
-            dpairs[:, 1 - s] = dh * z
-        return dproj, dpairs
+            dhid = torch.mul(dh, z, out=dpairs[:, 1 - s])
+            dpre_n = torch.mul(dh - dhid, 1 - n * n, out=dn_proj[:, s, :c])
+            d = torch.empty_like(rz)
+            torch.mul(dpre_n * ghn, r * (1 - r), out=d[:, :c])
+            torch.mul(dhid * (hidden - n), 1 - z, out=d[:, c:])
+            torch.mul(dpre_n, r, out=dn_proj[:, 1 - s, c:])
+            drz.append(d)
+        return drz[0] + drz[1], drz[0] - drz[1], dn_proj, dpairs

@@ -1,0 +1,193 @@
+r"""Speed and memory of graphkit's aggregations against PyG's, in one run.
+
+Forward + backward of one aggregation over a sorted ``index`` (64 channels, 20,000 nodes) on
+
+* ``uniform``: in-degrees uniform in [0, 32] (mean 16) plus one node of in-degree 36;
+* ``powerlaw``: in-degrees from a truncated discrete power law on [1, 1000] with mean ~16,
+  one node of in-degree 1000.
+
+Every (module, graph) pair runs in a fresh subprocess with one thread; the subprocess reports
+the best wall time over ``--reps`` repetitions (after one warm-up on a small graph) and the
+extra peak memory: peak RSS (``ru_maxrss``) minus the RSS just before the first timed call.
+PyG's ``GRUAggregation`` and ``LCMAggregation`` are not run on the power-law graph: their
+dense ``[N, max_degree, C]`` padding alone is ``N * d_max * C * 4`` bytes, and the GRU
+activations of the first tree level are several times that (see the printed estimate).
+
+Usage::
+
+    python benchmarks/bench_aggr.py                 # all, prints a markdown table
+    python benchmarks/bench_aggr.py --graphs uniform --modules pyg-lcm,lcm --reps 1
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+NUM_NODES = 20_000
+CHANNELS = 64
+MODULES = ["pyg-sum", "pyg-max", "pyg-gru", "pyg-lcm", "lcm", "ggem", "attsets", "ponet", "spp"]
+PYG_DENSE = {"pyg-gru", "pyg-lcm"}
+GOAL_SPEEDUP = 5.0
+GOAL_POWERLAW_GB = 2.0
+
+
+def make_degrees(kind: str, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    if kind == "uniform":
+        deg = torch.randint(0, 33, (NUM_NODES,), generator=g)
+        deg[0] = 36
+        return deg
+    if kind == "powerlaw":
+        k = torch.arange(1, 1001, dtype=torch.float64)
+        lo, hi = 1.01, 4.0  # bisection on the exponent for mean degree 16
+        for _ in range(60):
+            gamma = (lo + hi) / 2
+            p = k.pow(-gamma)
+            mean = float((k * p).sum() / p.sum())
+            lo, hi = (gamma, hi) if mean > 16 else (lo, gamma)
+        deg = torch.multinomial(p / p.sum(), NUM_NODES, replacement=True, generator=g) + 1
+        deg[0] = 1000
+        return deg
+    raise ValueError(f"unknown graph kind {kind!r}")
+
+
+def build(name: str):
+    import torch_geometric.nn.aggr as pyg
+
+    from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
+                                  PoNetAggregation, SPPAggregation)
+    c = CHANNELS
+    return {
+        "pyg-sum": lambda: pyg.SumAggregation(),
+        "pyg-max": lambda: pyg.MaxAggregation(),
+        "pyg-gru": lambda: pyg.GRUAggregation(c, c),
+        "pyg-lcm": lambda: pyg.LCMAggregation(c, c, project=False),
+        "lcm": lambda: LCMAggregation(c, c, project=False),
+        "ggem": lambda: GGeMAggregation(c, groups=8),
+        "attsets": lambda: AttSetsAggregation(c),
+        "ponet": lambda: PoNetAggregation(c, c, heads=4),
+        "spp": lambda: SPPAggregation(levels=(1, 2, 4)),
+    }[name]()
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def worker(module: str, graph: str, reps: int) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    aggr = build(module)
+    # warm-up on a small graph
+    small = torch.arange(50).repeat_interleave(4)
+    xs = torch.rand(small.numel(), CHANNELS, requires_grad=True)
+    aggr(xs, small, dim_size=50).sum().backward()
+
+    deg = make_degrees(graph)
+    index = torch.repeat_interleave(torch.arange(NUM_NODES), deg)
+    x = torch.rand(index.numel(), CHANNELS, requires_grad=True)
+    base = rss_bytes()
+    times = []
+    for _ in range(reps):
+        x.grad = None
+        aggr.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        out = aggr(x, index, dim_size=NUM_NODES)
+        out.sum().backward()
+        times.append(time.perf_counter() - t0)
+        del out
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"module": module, "graph": graph, "time_s": min(times), "times": times,
+            "extra_mem_gb": max(peak - base, 0) / 1e9, "num_edges": int(index.numel()),
+            "max_degree": int(deg.max()), "mean_degree": float(deg.float().mean())}
+
+
+def dense_estimate_gb(graph: str) -> float:
+    deg = make_degrees(graph)
+    return NUM_NODES * int(deg.max()) * CHANNELS * 4 / 1e9
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--graphs", default="uniform,powerlaw")
+    p.add_argument("--modules", default=",".join(MODULES))
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions for cheap modules")
+    p.add_argument("--heavy-reps", type=int, default=1,
+                   help="timed repetitions for the GRU/LCM modules")
+    p.add_argument("--out", default="", help="optional JSON output file")
+    p.add_argument("--worker", nargs=3, metavar=("MODULE", "GRAPH", "REPS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
+        return
+
+    results = []
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for graph in args.graphs.split(","):
+        for module in args.modules.split(","):
+            if graph == "powerlaw" and module in PYG_DENSE:
+                est = dense_estimate_gb(graph)
+                results.append({"module": module, "graph": graph, "time_s": None,
+                                "extra_mem_gb": None,
+                                "note": f"not run: the dense padding alone needs N x d_max x C x 4 B "
+                                        f"= {est:.1f} GB, and the first tree level's GRU "
+                                        f"activations several times that (> 24 GB machine)"})
+                print(f"{graph:9s} {module:8s} {results[-1]['note']}", flush=True)
+                continue
+            heavy = module in PYG_DENSE or module == "lcm"
+            reps = args.heavy_reps if heavy else args.reps
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", module,
+                                   graph, str(reps)], capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                results.append({"module": module, "graph": graph, "time_s": None,
+                                "extra_mem_gb": None,
+                                "note": f"failed: {proc.stderr.strip().splitlines()[-1:]}"})
+            else:
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = results[-1]
+            print(f"{graph:9s} {module:8s} time {r['time_s']} s  extra mem {r['extra_mem_gb']} GB"
+                  f"{'  ' + r.get('note', '') if r.get('note') else ''}", flush=True)
+
+    def get(module, graph):
+        for r in results:
+            if r["module"] == module and r["graph"] == graph:
+                return r
+        return None
+
+    lines = ["| graph | module | fwd+bwd (s) | × PyG sum | extra peak memory (GB) |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for r in results:
+        ref = get("pyg-sum", r["graph"])
+        if r["time_s"] is None:
+            lines.append(f"| {r['graph']} | {r['module']} | — | — | {r.get('note', '')} |")
+            continue
+        ratio = (r["time_s"] / ref["time_s"]) if ref and ref["time_s"] else float("nan")
+        lines.append(f"| {r['graph']} | {r['module']} | {r['time_s']:.3f} | {ratio:.1f} | "
+                     f"{r['extra_mem_gb']:.2f} |")
+    print("\n" + "\n".join(lines))
+    ours, theirs = get("lcm", "uniform"), get("pyg-lcm", "uniform")
+    if ours and theirs and ours["time_s"] and theirs["time_s"]:
+        speedup = theirs["time_s"] / ours["time_s"]
+        print(f"\nLCM speed-up over PyG on the uniform graph: {speedup:.2f}x "
+              f"(goal >= {GOAL_SPEEDUP}x: {'met' if speedup >= GOAL_SPEEDUP else 'NOT met'}); "
+              f"memory {ours['extra_mem_gb']:.2f} GB vs {theirs['extra_mem_gb']:.2f} GB")
+    pl = get("lcm", "powerlaw")
+    if pl and pl["time_s"]:
+        print(f"LCM on the power-law graph: {pl['time_s']:.2f} s, {pl['extra_mem_gb']:.2f} GB extra "
+              f"(goal < {GOAL_POWERLAW_GB} GB: "
+              f"{'met' if pl['extra_mem_gb'] < GOAL_POWERLAW_GB else 'NOT met'})")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
