@@ -1,1 +1,7 @@
+"""PyG transforms."""
 
+from graphkit.transforms.local_augmentation import LocalAugmentation
+
+__all__ = [
+    "LocalAugmentation",
+]

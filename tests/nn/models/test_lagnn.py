@@ -129,3 +129,22 @@ def test_lagnn_bad_input():
         LAGCN(10, 8, 3, concat=-1)
     with pytest.raises(ValueError, match="'act'"):
         LAGNN([GCNConv(10, 4)], GCNConv(4, 3), act="tanh")
+
+
+def test_local_augmentation_transform():
+    from torch_geometric.data import Data
+
+    from graphkit.transforms import LocalAugmentation
+
+    x, ei = _graph()
+    gen = LocalAugmentationCVAE(10, 8, 2)
+    t = LocalAugmentation(gen, num_samples=2, seed=0)
+    assert repr(t) == "LocalAugmentation(num_samples=2, attr='x_aug')"
+    d1, d2 = t(Data(x=x, edge_index=ei)), t(Data(x=x, edge_index=ei))
+    assert d1.x_aug.shape == (2, 40, 10) and torch.equal(d1.x_aug, d2.x_aug)
+    out = LAGCN(10, 4, 3, concat=2)(d1.x, d1.edge_index, x_aug=d1.x_aug)
+    assert out.shape == (40, 3)
+    with pytest.raises(ValueError, match="no node features"):
+        t(Data(edge_index=ei, num_nodes=40))
+    with pytest.raises(TypeError, match="LocalAugmentationCVAE"):
+        LocalAugmentation(object())
