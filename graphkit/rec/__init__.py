@@ -4,8 +4,7 @@ Names are imported on first use, so ``graphkit --help`` does not pay for importi
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any, List
+from graphkit._lazy import lazy_exports
 
 _EXPORTS = {
     "InteractionGraph": "data",
@@ -25,15 +24,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
