@@ -162,25 +162,34 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f"{name} mask is empty")
     t_all = time.perf_counter()
 
-    # Generator: load or train once per dataset.
-    t0 = time.perf_counter()
-    seed_everything(args.seed)
-    if args.generator:
-        gen = LocalAugmentationCVAE.load(args.generator, map_location=device)
-        gen_losses: List[float] = []
-        print(f"loaded generator {args.generator}")
-    else:
-        gen = LocalAugmentationCVAE(x_raw.size(1), args.cvae_hidden, args.cvae_latent).to(device)
-        gen_losses = gen.fit(x_raw, edge_index, epochs=args.cvae_epochs,
-                             batch_size=args.cvae_batch, lr=args.cvae_lr,
-                             callback=lambda e, l: print(f"cvae epoch {e}: loss {l:.2f}",
-                                                         flush=True))
-        if args.save_generator:
-            print(f"saved generator to {gen.save(args.save_generator)}")
-    bank = gen.generate(x_raw, num_samples=args.bank) if args.bank > 0 else None
-    gen_time = time.perf_counter() - t0
+    # Generator: loaded or trained once per dataset, on first use (not needed when every run
+    # is read back from --log).
+    state: Dict[str, Any] = {"bank": None, "gen": None, "gen_time": 0.0, "gen_losses": None}
+
+    def prepare_generator():
+        t0 = time.perf_counter()
+        rng_state = torch.get_rng_state()
+        seed_everything(args.seed)
+        if args.generator:
+            gen = LocalAugmentationCVAE.load(args.generator, map_location=device)
+            state["gen_losses"] = []
+            print(f"loaded generator {args.generator}")
+        else:
+            gen = LocalAugmentationCVAE(x_raw.size(1), args.cvae_hidden,
+                                        args.cvae_latent).to(device)
+            state["gen_losses"] = gen.fit(
+                x_raw, edge_index, epochs=args.cvae_epochs, batch_size=args.cvae_batch,
+                lr=args.cvae_lr,
+                callback=lambda e, l: print(f"cvae epoch {e}: loss {l:.2f}", flush=True))
+            if args.save_generator:
+                print(f"saved generator to {gen.save(args.save_generator)}")
+        state["gen"] = gen
+        state["bank"] = gen.generate(x_raw, num_samples=args.bank) if args.bank > 0 else None
+        state["gen_time"] = time.perf_counter() - t0
+        torch.set_rng_state(rng_state)
 
     def augment():
+        bank, gen = state["bank"], state["gen"]
         if bank is None:
             return list(gen.generate(x_raw, num_samples=args.concat))
         idx = torch.randint(0, bank.size(0), (args.concat,)).tolist()
@@ -209,6 +218,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rec = done[run]
         else:
             seed = args.seed + run
+            if state["gen"] is None:
+                prepare_generator()
             rec = dict(run=run, seed=seed, settings=settings)
             for kind in ("plain", "la"):
                 seed_everything(seed)
@@ -270,14 +281,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                   "version; all epochs run, test accuracy at the epoch of lowest validation loss"),
         deviations=deviations,
         wall_time_s=max(time.perf_counter() - t_all,
-                        gen_time + sum(times["plain"]) + sum(times["la"])),
+                        state["gen_time"] + sum(times["plain"]) + sum(times["la"])),
         out_dir=args.out,
         extra=dict(settings=settings,
                    baseline={"method": name, "values": [float(v) for v in plain_vals],
                              "mean": pm, "std": ps},
                    gain={"values": gains, "mean": gm, "std": gs,
                          "paper_average_gain": PAPER_GAIN[args.model]},
-                   generator={"train_time_s": gen_time, "epoch_losses": gen_losses},
+                   generator={"train_time_s": state["gen_time"] if state["gen"] else None,
+                              "epoch_losses": state["gen_losses"]},
                    mean_time_per_run_s={k: sum(v) / len(v) for k, v in times.items()}))
     print(f"wrote {path}")
     paper_vals, paper_src = PLAIN_PAPER[args.model]
