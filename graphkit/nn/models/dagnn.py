@@ -76,7 +76,7 @@ class SparseInputLinear(Module):
     def _transpose_pattern(self, x: Tensor):
         key = (x.col_indices().data_ptr(), x.crow_indices().data_ptr(), x._nnz(), tuple(x.size()))
         if self._pattern is not None and self._pattern[0] == key:
-            return self._pattern[1:]
+            return self._pattern[2:]
         crow, col = x.crow_indices(), x.col_indices()
         rows = torch.repeat_interleave(torch.arange(x.size(0), device=col.device),
                                        crow[1:] - crow[:-1])
@@ -84,7 +84,9 @@ class SparseInputLinear(Module):
         t_col = rows[perm]
         t_crow = torch.zeros(x.size(1) + 1, dtype=crow.dtype, device=crow.device)
         t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=x.size(1)), 0)
-        self._pattern = (key, perm, t_crow, t_col)
+        # Keeping the index tensors alive means their memory cannot be reused by another
+        # matrix while cached, so the pointer-based key cannot match a different pattern.
+        self._pattern = (key, (crow, col), perm, t_crow, t_col)
         return perm, t_crow, t_col
 
     def forward(self, x: Tensor, dropout: float = 0.0) -> Tensor:
