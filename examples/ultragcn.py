@@ -298,7 +298,10 @@ def main(argv=None) -> None:
 
     metrics = {}
     for name, (paper, source) in cfg["paper"].items():
-        metrics[name] = dict(paper=paper, paper_source=source, tolerance=round(0.03 * paper, 6),
+        # 3% (relative) where the protocol matches the paper's; none for the validation-selected
+        # figure, which trains on 90% of the data and selects differently.
+        tol = round(0.03 * paper, 6) if args.selection == "test" else None
+        metrics[name] = dict(paper=paper, paper_source=source, tolerance=tol,
                              values=[s["best"]["test"][name] for s in states])
     for name in ("recall@20", "ndcg@20", "f1@20", "precision@20"):
         if name not in metrics:
