@@ -188,6 +188,7 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
     if state["done"]:
         return state
 
+    state.setdefault("commands", []).append(" ".join(["python"] + sys.argv))
     logger = JSONLLogger(ckpt_dir / f"run{run}-log.jsonl")
     train = graph.train.to(device)
     num_train = train.size(1)
@@ -358,11 +359,17 @@ def main(argv=None) -> None:
         extra["best_on_test_in_same_run"] = [dict(epoch=s["best_test"]["epoch"], **s["best_test"]["test"])
                                              for s in states]
     wall_time = sum(s["train_time"] for s in states)
+    # The command(s) that trained the runs (first start and resumes), not a --record-only call.
+    commands = list(dict.fromkeys(c for s in states for c in s.get("commands", [])))
+    if not commands:  # checkpoints written before commands were stored
+        commands = [f"python examples/ultragcn.py --dataset {cfg['name']}"
+                    + (" --selection valid" if args.selection == "valid" else "")]
+    command = " ; ".join(commands)
     path = write_result_record(entry=entry, method="UltraGCN", dataset=cfg["name"], task="recommendation",
                                primary_metric="ndcg@20" if cfg["key"] == "amazon-electronics" else "recall@20",
                                metrics=metrics, runs=len(states), protocol=protocol,
                                deviations=deviations or "none", wall_time_s=wall_time, out_dir=args.out,
-                               extra=extra)
+                               command=command, extra=extra)
     print(f"wrote {path}")
 
 
