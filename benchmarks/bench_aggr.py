@@ -135,11 +135,14 @@ def main() -> None:
         for module in args.modules.split(","):
             if graph == "powerlaw" and module in PYG_DENSE:
                 est = dense_estimate_gb(graph)
+                what = ("the GRU activations of the first tree level (both orders of "
+                        "N x d_max / 2 pairs)" if module == "pyg-lcm" else
+                        "the GRU activations saved for d_max sequential steps")
                 results.append({"module": module, "graph": graph, "time_s": None,
                                 "extra_mem_gb": None,
                                 "note": f"not run: the dense padding alone needs N x d_max x C x 4 B "
-                                        f"= {est:.1f} GB, and the first tree level's GRU "
-                                        f"activations several times that (> 24 GB machine)"})
+                                        f"= {est:.1f} GB and {what} several times that "
+                                        f"(> 24 GB machine)"})
                 print(f"{graph:9s} {module:8s} {results[-1]['note']}", flush=True)
                 continue
             heavy = module in PYG_DENSE or module == "lcm"
