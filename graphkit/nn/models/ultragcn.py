@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Buffers that depend on the training graph. They are saved with the state dict and resized
-# on load, so a restored model can rank and train without calling ``set_graph`` again.
 #: Above this many user x item cells, seen-item checks use binary search instead of a bitmap.
 _DENSE_SEEN_LIMIT = 1 << 26
+# Buffers that depend on the training graph. They are saved with the state dict and resized
+# on load, so a restored model can rank and train without calling ``set_graph`` again.
 _GRAPH_BUFFERS = ("beta_user", "beta_item", "ii_neighbors", "ii_weights", "train_ptr", "train_col")
 
 
