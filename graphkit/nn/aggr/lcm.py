@@ -61,8 +61,9 @@ class LCMAggregation(Aggregation):
       sorted stably (elements keep their relative order inside a group).
     * **regulariser.** PyG has no associativity regulariser.
 
-    With every group size a power of two and :obj:`project` equal, the two
-    implementations compute the same function for the same GRU weights.
+    When all groups have the same power-of-two size (so PyG pads nothing) the
+    two implementations compute the same function for the same weights. The
+    PyG-only argument :obj:`max_num_elements` is accepted and ignored.
 
     .. note::
         Commutativity holds exactly; associativity only approximately (it is
