@@ -219,7 +219,9 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
         state["epoch"] = epoch
         row = dict(run=run, epoch=epoch, loss=total / n_batches, epoch_s=ep_time,
                    batch_s=t_b / max(n_batches, 1))
-        if should_eval(epoch, args.eval_every):
+        out_of_time = args.time_budget is not None and (time.time() - start_wall) / 60 > args.time_budget
+        # Evaluate on the authors' schedule, and also at the last epoch of a run cut short.
+        if should_eval(epoch, args.eval_every) or out_of_time or epoch == args.epochs - 1:
             te = time.time()
             test = evaluate(model, graph, "test")
             row.update({f"test_{k}": v for k, v in test.items()})
@@ -249,7 +251,6 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
                   f"test R@20 {b['test']['recall@20']:.4f}", flush=True)
         logger.log(**row)
         stop = state["since_best"] >= cfg["patience"]
-        out_of_time = args.time_budget is not None and (time.time() - start_wall) / 60 > args.time_budget
         if stop:
             stopped_by = f"early stopping ({cfg['patience']} evaluations without improvement)"
             state["done"] = True
