@@ -72,14 +72,16 @@ def ours_step(model, opt, users, pos):
 
 
 def _update_section(path: str, heading: str, text: str) -> None:
-    """Replace this benchmark's section (from ``heading`` to the next ``## ``) or append it."""
+    """Replace this benchmark's section (from ``heading`` to the next ``## `` or ``<!--`` marker
+    of another section) or append it."""
     old = open(path).read() if os.path.exists(path) else "# Speed\n"
     lines = old.splitlines(keepends=True)
     start = next((i for i, l in enumerate(lines) if l.rstrip() == heading), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        end = next((j for j in range(start + 1, len(lines))
+                    if lines[j].startswith("## ") or lines[j].startswith("<!--")), len(lines))
         new = "".join(lines[:start]) + text.rstrip("\n") + "\n" + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
