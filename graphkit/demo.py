@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="train LightGCN on MovieLens-100K and show recommendations",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--root", help="dataset root (default: $GRAPHKIT_DATA, then the cache)")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--user", type=int, default=1, help="MovieLens user id to recommend for (default 1)")
     p.add_argument("--out", default="runs/demo-lightgcn-ml100k", help="model directory to write")
     p.add_argument("--seed", type=int, default=0)
@@ -72,7 +72,7 @@ def run_demo(args) -> int:
         print(f"  epoch {rec['epoch'] + 1:3d}  loss {rec['loss']:.4f}  valid Recall@20 "
               f"{rec['valid_recall@20']:.4f}  ({time.time() - t0:.0f} s)", flush=True)
 
-    result = fit(model, graph, epochs=args.epochs, batch_size=4096, lr=0.01, eval_every=5, patience=4,
+    result = fit(model, graph, epochs=args.epochs, batch_size=4096, lr=0.01, eval_every=5, patience=3,
                  seed=args.seed, progress=False, on_eval=report)
     test = result.test
     print(f"best epoch {result.best_epoch + 1} of {result.epochs_run} (selected on validation)")
