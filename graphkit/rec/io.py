@@ -15,14 +15,13 @@ half-written file behind.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
+from graphkit.engine._io import atomic_write, atomic_write_text
 from graphkit.rec.data import InteractionGraph
 
 FORMAT_VERSION = 1
@@ -41,22 +40,11 @@ def model_registry() -> Dict[str, type]:
     return registry
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_ids(path: pathlib.Path, ids: np.ndarray) -> None:
     import pandas as pd
 
-    _atomic_write(path, lambda tmp: pd.DataFrame({"index": np.arange(len(ids)), "id": ids}).to_csv(tmp, index=False))
+    text = pd.DataFrame({"index": np.arange(len(ids)), "id": ids}).to_csv(index=False)
+    atomic_write_text(path, text)
 
 
 def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[Dict[str, Any]] = None) -> pathlib.Path:
@@ -72,9 +60,9 @@ def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[D
     if marker.exists():
         marker.unlink()  # the directory is incomplete until the new model.json lands
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
+    atomic_write(path / "model.pt", lambda f: torch.save(state, f))
     parts = {k: getattr(graph, k).cpu() for k in ("train", "valid", "test") if getattr(graph, k) is not None}
-    _atomic_write(path / "interactions.pt", lambda tmp: torch.save(parts, tmp))
+    atomic_write(path / "interactions.pt", lambda f: torch.save(parts, f))
     users = graph.user_ids if graph.user_ids is not None else np.arange(graph.num_users)
     items = graph.item_ids if graph.item_ids is not None else np.arange(graph.num_items)
     _write_ids(path / "users.csv", users)
@@ -83,7 +71,7 @@ def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[D
             "model_args": model.model_args, "dataset": graph.name,
             "num_users": graph.num_users, "num_items": graph.num_items, **(info or {})}
     text = json.dumps(meta, indent=2, default=float)
-    _atomic_write(marker, lambda tmp: pathlib.Path(tmp).write_text(text))
+    atomic_write_text(marker, text)
     return path
 
 
