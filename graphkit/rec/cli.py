@@ -71,6 +71,9 @@ def add_parser(subparsers) -> None:
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--device", default="auto")
     model.add_argument("--time-budget", type=float, help="stop after this many seconds (checkpointed)")
+    ultra = t.add_argument_group("UltraGCN (--model ultragcn; defaults: the paper's ML-1M settings)")
+    for flag, dest, kind, text in ULTRAGCN_FLAGS:
+        ultra.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     out = t.add_argument_group("output")
     out.add_argument("--out", required=True, help="model directory to write")
     out.add_argument("--no-resume", action="store_true", help="ignore a checkpoint left in --out")
@@ -107,8 +110,23 @@ def _fail(msg: str) -> int:
     return 2
 
 
+# (flag, UltraGCN argument, type, help)
+ULTRAGCN_FLAGS = [
+    ("--w1", "w1", float, "weight of the user-item constraint on positives, first term (1e-7)"),
+    ("--w2", "w2", float, "... second term (1.0)"),
+    ("--w3", "w3", float, "weight of the constraint on negatives, first term (1e-7)"),
+    ("--w4", "w4", float, "... second term (1.0)"),
+    ("--num-negatives", "num_negatives", int, "sampled negatives per positive (200)"),
+    ("--negative-weight", "negative_weight", float, "weight of the negative loss (200)"),
+    ("--gamma", "gamma", float, "L2 regularisation weight (1e-4)"),
+    ("--lambda", "lambda_", float, "weight of the item-item constraint loss (1e-3)"),
+    ("--num-neighbors", "num_neighbors", int, "item-item neighbours per item (10)"),
+    ("--init-std", "init_std", float, "std of the normal initialisation (1e-3)"),
+]
+
+
 def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int, num_layers: int = 3,
-                reg_weight: float = 1e-4):
+                reg_weight: float = 1e-4, extra: Optional[Dict[str, Any]] = None):
     from graphkit.rec.io import model_registry
 
     cls = model_registry()[name]
@@ -116,7 +134,7 @@ def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int
         return cls(num_users, num_items, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=reg_weight)
     if name == "mf":
         return cls(num_users, num_items, embedding_dim=embedding_dim, reg_weight=reg_weight)
-    return cls(num_users, num_items, embedding_dim=embedding_dim)
+    return cls(num_users, num_items, embedding_dim=embedding_dim, **(extra or {}))
 
 
 def _load_training_graph(args):
@@ -185,6 +203,11 @@ def _plot_curve(history: List[Dict[str, Any]], monitor: str, path: pathlib.Path)
 
 
 def cmd_train(args) -> int:
+    extra = {dest: getattr(args, dest) for _, dest, _, _ in ULTRAGCN_FLAGS
+             if getattr(args, dest) is not None}
+    if extra and args.model != "ultragcn":
+        flags = ", ".join(f for f, dest, _, _ in ULTRAGCN_FLAGS if dest in extra)
+        return _fail(f"{flags}: UltraGCN settings given with --model {args.model}")
     import torch
 
     from graphkit.engine import resolve_device, seed_everything
@@ -212,8 +235,12 @@ def cmd_train(args) -> int:
                   "untrained embeddings)")
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    model = build_model(args.model, graph.num_users, graph.num_items, embedding_dim=dim,
-                        num_layers=args.num_layers, reg_weight=args.reg_weight).to(device)
+    try:
+        model = build_model(args.model, graph.num_users, graph.num_items, embedding_dim=dim,
+                            num_layers=args.num_layers, reg_weight=args.reg_weight,
+                            extra=extra).to(device)
+    except (TypeError, ValueError) as err:
+        return _fail(str(err))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     select_on = "valid" if graph.valid is not None else "test"

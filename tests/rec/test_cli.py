@@ -109,8 +109,21 @@ def test_ultragcn_through_the_cli(events, tmp_path):
     out = tmp_path / "ultra"
     assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
                  "--model", "ultragcn", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8",
+                 "--num-negatives", "7", "--lambda", "0.5", "--gamma", "0", "--num-neighbors", "3",
                  "--out", str(out), "--no-progress"]) == 0
     model, graph, meta = load_model_dir(str(out))
     assert meta["model"] == "ultragcn" and type(model).__name__ == "UltraGCN"
+    assert (model.num_negatives, model.lambda_, model.gamma, model.num_neighbors) == (7, 0.5, 0.0, 3)
     top = model.recommend(torch.tensor([0]), k=3)
     assert top.shape == (1, 3)
+
+
+def test_ultragcn_settings_are_checked(events, tmp_path, capsys):
+    base = ["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+            "--epochs", "1", "--no-progress"]
+    assert main(base + ["--model", "mf", "--num-negatives", "5", "--out", str(tmp_path / "a")]) == 2
+    assert "--num-negatives: UltraGCN settings given with --model mf" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main(base + ["--model", "ultragcn", "--gamma", "-1", "--out", str(tmp_path / "b")]) == 2
+    assert "'gamma' must be a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "model.json").exists()
