@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from graphkit.engine._io import atomic_write, atomic_write_text
 from graphkit.datasets.errors import ChecksumError, DatasetNotFoundError, UnsafeArchiveError
 
 __all__ = [
@@ -88,16 +89,7 @@ def _stamp_path(path: Path) -> Path:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def verify_file(path: PathLike, sha256: str, size: Optional[int] = None, *, use_stamp: bool = True) -> None:
@@ -149,12 +141,11 @@ def download_file(url: str, dest: PathLike, *, sha256: Optional[str] = None, siz
     from tqdm.auto import tqdm
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    h = hashlib.sha256()
-    n = 0
-    try:
-        with os.fdopen(fd, "wb") as out, contextlib.closing(urlopen(url, timeout=timeout)) as resp:
+
+    def stream(out) -> None:
+        h = hashlib.sha256()
+        n = 0
+        with contextlib.closing(urlopen(url, timeout=timeout)) as resp:
             total = size
             headers = getattr(resp, "headers", None)
             length = headers.get("Content-Length") if headers is not None else None
@@ -176,11 +167,8 @@ def download_file(url: str, dest: PathLike, *, sha256: Optional[str] = None, siz
         if sha256 is not None and h.hexdigest() != sha256:
             raise ChecksumError(f"{url}: downloaded file has sha256 {h.hexdigest()}, the card expects "
                                 f"{sha256} for {dest.name}; nothing was written to {dest}")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(dest, stream)  # temp file next to dest, renamed only once verified
     return dest
 
 
@@ -238,31 +226,15 @@ def safe_extract_zip(archive: PathLike, dest: PathLike, members: Optional[Iterab
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            with zf.open(info) as src:
+                atomic_write(target, lambda out: shutil.copyfileobj(src, out, _CHUNK))
             written.append(target)
     return written
 
 
 def _gunzip(archive: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(archive, "rb") as src:
-            shutil.copyfileobj(src, out, _CHUNK)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with gzip.open(archive, "rb") as src:
+        atomic_write(target, lambda out: shutil.copyfileobj(src, out, _CHUNK))
 
 
 @contextlib.contextmanager
