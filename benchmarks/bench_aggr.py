@@ -17,6 +17,7 @@ Usage::
 
     python benchmarks/bench_aggr.py                 # all, prints a markdown table
     python benchmarks/bench_aggr.py --graphs uniform --modules pyg-lcm,lcm --reps 1
+    python benchmarks/bench_aggr.py --graphs uniform --modules pyg-lcm,lcm --rounds 5  # medians
 """
 import argparse
 import json
@@ -115,22 +116,9 @@ def dense_estimate_gb(graph: str) -> float:
     return NUM_NODES * int(deg.max()) * CHANNELS * 4 / 1e9
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--graphs", default="uniform,powerlaw")
-    p.add_argument("--modules", default=",".join(MODULES))
-    p.add_argument("--reps", type=int, default=3, help="timed repetitions for cheap modules")
-    p.add_argument("--heavy-reps", type=int, default=1,
-                   help="timed repetitions for the GRU/LCM modules")
-    p.add_argument("--out", default="", help="optional JSON output file")
-    p.add_argument("--worker", nargs=3, metavar=("MODULE", "GRAPH", "REPS"), help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
-        return
-
+def sweep(args, env) -> list:
+    """One pass over every (graph, module) pair, each in a fresh subprocess."""
     results = []
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     for graph in args.graphs.split(","):
         for module in args.modules.split(","):
             if graph == "powerlaw" and module in PYG_DENSE:
@@ -158,6 +146,52 @@ def main() -> None:
             r = results[-1]
             print(f"{graph:9s} {module:8s} time {r['time_s']} s  extra mem {r['extra_mem_gb']} GB"
                   f"{'  ' + r.get('note', '') if r.get('note') else ''}", flush=True)
+    return results
+
+
+def combine_rounds(per_round: list) -> list:
+    """Median time (and the largest extra memory) of every (module, graph) over the rounds."""
+    import statistics
+
+    out = []
+    for i, first in enumerate(per_round[0]):
+        rows = [r[i] for r in per_round]
+        times = [r["time_s"] for r in rows if r["time_s"] is not None]
+        merged = dict(first)
+        if times:
+            merged["time_s"] = statistics.median(times)
+            merged["round_times"] = times
+            merged["extra_mem_gb"] = max(r["extra_mem_gb"] for r in rows
+                                         if r["extra_mem_gb"] is not None)
+        out.append(merged)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--graphs", default="uniform,powerlaw")
+    p.add_argument("--modules", default=",".join(MODULES))
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions for cheap modules")
+    p.add_argument("--heavy-reps", type=int, default=1,
+                   help="timed repetitions for the GRU/LCM modules")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole sweep this many times, interleaved (module after module "
+                        "within a round), and report per-module medians; ratios then compare "
+                        "runs made under the same machine load")
+    p.add_argument("--out", default="", help="optional JSON output file")
+    p.add_argument("--worker", nargs=3, metavar=("MODULE", "GRAPH", "REPS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
+        return
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    per_round = []
+    for rnd in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {rnd + 1}/{args.rounds}", flush=True)
+        per_round.append(sweep(args, env))
+    results = combine_rounds(per_round)
 
     def get(module, graph):
         for r in results:

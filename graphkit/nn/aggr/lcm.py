@@ -337,7 +337,7 @@ class _LCMLevel(torch.autograd.Function):
          factors) = ctx.saved_tensors
         c = x.size(1)
         w_plus, w_minus, b_rz, w_n, b_n = _split_weights(w_ih, w_hh, b_ih, b_hh)
-        grad_x = x.new_zeros(x.shape)
+        grad_x = x.new_empty(x.shape)  # every row is in a pair or carried: all written
         grad_x.index_copy_(0, carry, grad_out.index_select(0, dest_carry))
         g_plus, g_minus = torch.zeros_like(w_plus), torch.zeros_like(w_minus)
         g_n = torch.zeros_like(w_n)
