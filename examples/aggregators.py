@@ -37,9 +37,7 @@ Usage::
 """
 import argparse
 import json
-import math
 import os
-import sys
 import time
 from typing import Dict, List
 

@@ -29,7 +29,6 @@ offline mirror lacks; it runs wherever the dataset can be downloaded.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -199,7 +198,8 @@ def load_data(args):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from graphkit.engine import RunTracker, resolve_device, seed_everything
+    from graphkit.engine import (RunTracker, append_run, finished_runs, resolve_device,
+                                 seed_everything)
 
     device = resolve_device(args.device)
     data, num_classes = load_data(args)
@@ -211,15 +211,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     weight_decay=args.weight_decay, K=args.K, dropout=args.dropout,
                     epochs=args.epochs, patience=args.patience,
                     normalize_features=args.normalize_features, seed=args.seed)
-    done: Dict[int, Dict[str, Any]] = {}
-    if args.log and os.path.exists(args.log):
-        with open(args.log) as f:
-            for line in f:
-                rec = json.loads(line)
-                if rec.get("settings") == settings:
-                    done[int(rec["run"])] = rec
-        if done:
-            print(f"resuming: {len(done)} finished runs found in {args.log}")
+    done = finished_runs(args.log, settings)
+    if done:
+        print(f"resuming: {len(done)} finished runs found in {args.log}")
 
     model = DAGNN(data.num_features, args.hidden, num_classes, args.K, dropout=args.dropout,
                   cached=True).to(device)
@@ -246,9 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             patience=args.patience)
             rec = dict(run=run, seed=seed, time_s=time.perf_counter() - t0, settings=settings,
                        **best)
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+            append_run(args.log, rec)
         times.append(rec["time_s"])
         tracker.add(run, valid=rec["val_loss"], test=rec["test_acc"], train=rec["train_acc"],
                     epoch=rec["epoch"])

@@ -28,7 +28,6 @@ reference).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -154,7 +153,8 @@ def train_run(model, x, edge_index, y, masks, args, augment) -> Dict[str, Any]:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from graphkit.datasets import load
-    from graphkit.engine import RunTracker, resolve_device, seed_everything
+    from graphkit.engine import (RunTracker, append_run, finished_runs, resolve_device,
+                                 seed_everything)
 
     device = resolve_device(args.device)
     dataset = load(NAMES[args.key], root=args.root)
@@ -213,15 +213,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.patience:  # absent when 0 so logs of full-length runs stay resumable
         settings["patience"] = args.patience
     settings["dataset"] = NAMES[args.key]
-    done: Dict[int, Dict[str, Any]] = {}
-    if args.log and os.path.exists(args.log):
-        with open(args.log) as f:
-            for line in f:
-                rec = json.loads(line)
-                if rec.get("settings") == settings:
-                    done[int(rec["run"])] = rec
-        if done:
-            print(f"resuming: {len(done)} finished runs found in {args.log}")
+    done = finished_runs(args.log, settings)
+    if done:
+        print(f"resuming: {len(done)} finished runs found in {args.log}")
 
     plain_t, la_t = RunTracker(mode="min"), RunTracker(mode="min")
     times = {"plain": [], "la": []}
@@ -240,9 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 rec[kind] = train_run(model, x, edge_index, y, masks, args,
                                       augment if kind == "la" else None)
                 rec[kind]["time_s"] = time.perf_counter() - t0
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+            append_run(args.log, rec)
         for kind, tr in (("plain", plain_t), ("la", la_t)):
             tr.add(run, valid=rec[kind]["val_loss"], test=rec[kind]["test_acc"],
                    epoch=rec[kind]["epoch"])

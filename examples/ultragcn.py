@@ -35,9 +35,6 @@ shuffled with torch's generator instead of a DataLoader; ``--time-budget`` can s
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import pathlib
 import sys
 import time
@@ -280,7 +277,6 @@ def main(argv=None) -> None:
     ckpt_dir = pathlib.Path(args.checkpoint_dir or f"runs/ultragcn/{tag}")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    t0 = time.time()
     states = [train_run(r, args, cfg, graph, device, ckpt_dir) for r in range(args.runs)]
 
     final = [s["best"] for s in states]

@@ -22,6 +22,8 @@ _EXPORTS = {
     # log.py
     "JSONLLogger": "log",
     "read_jsonl": "log",
+    "finished_runs": "log",
+    "append_run": "log",
     "progress": "log",
     # tracker.py
     "RunTracker": "tracker",

@@ -7,7 +7,7 @@ import math
 import os
 import pathlib
 import sys
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -109,6 +109,54 @@ def read_jsonl(path: PathLike) -> list:
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
     return out
+
+
+def finished_runs(path: Optional[PathLike], settings: Dict[str, Any]) -> Dict[int, Dict[str, Any]]:
+    """The runs recorded in a per-run JSON-lines log whose ``"settings"`` equal ``settings``,
+    keyed by their ``"run"`` number: what a resumed experiment may skip.
+
+    A missing file (or ``path=None``) gives ``{}``. A last line cut short by a killed process is
+    ignored (that run is simply run again); an invalid line anywhere else is an error naming the
+    file and line.
+    """
+    if path is None or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    done: Dict[int, Dict[str, Any]] = {}
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if lineno == len(lines):  # unterminated last line: an interrupted write
+                break
+            raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        if rec.get("settings") == settings:
+            done[int(rec["run"])] = rec
+    return done
+
+
+def append_run(path: Optional[PathLike], record: Dict[str, Any]) -> None:
+    """Append one finished run to a per-run JSON-lines log as a single write of one line.
+
+    A last line cut short by an earlier killed process is removed first, so the log stays
+    one valid JSON object per line."""
+    if path is None:
+        return
+    line = (json.dumps(_to_jsonable(record)) + "\n").encode("utf-8")
+    with open(path, "ab+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(max(size - 1, 0))
+            if f.read(1) != b"\n":  # drop the partial line
+                f.seek(0)
+                data = f.read()
+                f.truncate(data.rfind(b"\n") + 1)
+        f.seek(0, os.SEEK_END)
+        f.write(line)
+        f.flush()
 
 
 def progress_disabled() -> bool:

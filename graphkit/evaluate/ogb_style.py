@@ -2,7 +2,7 @@
 implemented once in torch (numpy inputs are converted at the boundary)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 import torch

@@ -208,8 +208,6 @@ def cmd_train(args) -> int:
     if extra and args.model != "ultragcn":
         flags = ", ".join(f for f, dest, _, _ in ULTRAGCN_FLAGS if dest in extra)
         return _fail(f"{flags}: UltraGCN settings given with --model {args.model}")
-    import torch
-
     from graphkit.engine import resolve_device, seed_everything
     from graphkit.rec.io import save_model_dir
     from graphkit.rec.split import describe
@@ -291,7 +289,6 @@ def _resolve_users(requested: List[Any], user_ids):
 
 
 def cmd_recommend(args) -> int:
-    import numpy as np
     import torch
 
     from graphkit.rec.io import load_model_dir

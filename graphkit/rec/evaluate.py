@@ -29,7 +29,7 @@ models; it is enforced cheaply (only rows with a tie at the cut-off are re-sorte
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor

@@ -71,3 +71,23 @@ def test_progress_disabled_under_ci(monkeypatch):
 
     monkeypatch.setattr(sys, "stderr", Tty())
     assert not progress_disabled()
+
+
+def test_finished_runs_and_append_run_survive_a_cut_last_line(tmp_path):
+    from graphkit.engine import append_run, finished_runs
+
+    log = tmp_path / "runs.jsonl"
+    settings = {"lr": 0.01}
+    assert finished_runs(log, settings) == {} and finished_runs(None, settings) == {}
+    append_run(log, {"run": 0, "settings": settings, "acc": 0.5})
+    append_run(log, {"run": 1, "settings": {"lr": 0.1}, "acc": 0.6})
+    with open(log, "a") as f:
+        f.write('{"run": 2, "settings": {"lr"')  # a process killed mid-write
+    assert set(finished_runs(log, settings)) == {0}
+    append_run(log, {"run": 2, "settings": settings, "acc": 0.7})
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)
+    assert {k: v["acc"] for k, v in finished_runs(log, settings).items()} == {0: 0.5, 2: 0.7}
+    log.write_text('{"run": 0}\nnot json\n{"run": 1}\n')
+    with pytest.raises(ValueError, match="runs.jsonl:2: invalid JSON"):
+        finished_runs(log, settings)

@@ -2,7 +2,6 @@
 import math
 from typing import Optional
 
-import torch
 from torch import Tensor
 from torch.nn import Linear
 from torch_geometric.nn.aggr import Aggregation

@@ -168,7 +168,6 @@ def test_sparse_transpose_cache_follows_the_matrix():
     torch.manual_seed(6)
     model = DAGNN(12, 8, 3, K=1)
     model.train()
-    ei = torch.tensor([[0, 1], [1, 0]])
     ref = DAGNN(12, 8, 3, K=1)
     ref.load_state_dict(model.state_dict())
     for seed in range(3):  # same shape and nnz, different patterns
