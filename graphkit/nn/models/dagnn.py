@@ -18,7 +18,7 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     r"""Inverted dropout with a cheaper mask sampler than
     :func:`torch.nn.functional.dropout` on CPU.
 
-    Large CPU tensors draw their mask as 16-bit integers from NumPy's PCG64 generator, seeded
+    Large CPU tensors draw their mask as 16-bit integers from NumPy's PCG64 bit generator (raw 64-bit words split in four), seeded
     from torch's global generator (so :func:`torch.manual_seed` still makes runs repeatable);
     the keep probability is then :math:`1 - \lceil 65536 p \rceil / 65536` (off from
     :math:`1 - p` by less than :math:`2 \cdot 10^{-5}`) and kept entries are scaled by its
@@ -30,9 +30,10 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     if x.device.type == "cpu" and x.numel() >= 65536 and not torch.compiler.is_compiling():
         thr = int(math.ceil(p * 65536))
         seed = int(torch.randint(0, 2**62, (1,)))
-        bits = np.random.default_rng(seed).integers(0, 65536, size=x.numel(), dtype=np.uint16)
-        keep = torch.from_numpy(bits.astype(np.int32, copy=False)).view(x.shape) >= thr
-        return x * (keep.to(x.dtype) * (65536.0 / (65536 - thr)))
+        n = x.numel()
+        bits = np.random.PCG64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+        keep = torch.from_numpy(np.greater_equal(bits, thr)).view(x.shape)
+        return x.mul(65536.0 / (65536 - thr)).mul_(keep)
     return x * ((torch.rand_like(x) >= p).to(x.dtype) * (1.0 / (1.0 - p)))
 
 

@@ -179,3 +179,22 @@ def test_sparse_transpose_cache_follows_the_matrix():
         model.lin1(x.to_sparse_csr()).sum().backward()
         ref.lin1(x).sum().backward()
         assert torch.allclose(model.lin1.weight.grad, ref.lin1.weight.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(300, 400), (10, 10)])  # large (NumPy mask) and small paths
+def test_fast_dropout_rate_scale_and_repeatability(shape):
+    from graphkit.nn.models.dagnn import fast_dropout
+
+    x = torch.rand(shape) + 0.5
+    assert fast_dropout(x, 0.3, training=False) is x
+    torch.manual_seed(0)
+    a = fast_dropout(x, 0.3, training=True)
+    torch.manual_seed(0)
+    b = fast_dropout(x, 0.3, training=True)
+    assert torch.equal(a, b)
+    kept = a != 0
+    assert torch.allclose(a[kept], x[kept] / 0.7, rtol=1e-4)
+    if x.numel() > 1000:
+        assert abs(kept.float().mean().item() - 0.7) < 0.01
+    with pytest.raises(ValueError, match="'p' must be in"):
+        fast_dropout(x, 1.0, training=True)
