@@ -88,10 +88,6 @@ def _stamp_path(path: Path) -> Path:
     return cache_dir() / ".verified" / f"{key}.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def verify_file(path: PathLike, sha256: str, size: Optional[int] = None, *, use_stamp: bool = True) -> None:
     """Check ``path`` against the expected size and sha256; raise :class:`ChecksumError` if not.
 
@@ -118,7 +114,7 @@ def verify_file(path: PathLike, sha256: str, size: Optional[int] = None, *, use_
             "different version: delete it and provide the exact file.")
     if use_stamp:
         with contextlib.suppress(OSError):
-            _atomic_write_text(stamp, json.dumps(ident))
+            atomic_write_text(stamp, json.dumps(ident))
 
 
 # ---------------------------------------------------------------------------------------------

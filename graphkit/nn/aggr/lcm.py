@@ -200,7 +200,7 @@ class LCMAggregation(Aggregation):
         operator are reduced through it instead."""
         cell = self.gru_cell
         c = self.out_channels
-        _, _, _, rz0, rz1, n0, n1 = _gru_pair_gates(
+        _, rz0, rz1, n0, n1 = _gru_pair_gates(
             pairs, *_split_weights(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
         h0 = n0 + rz0[:, c:] * (pairs[:, 1] - n0)
         h1 = n1 + rz1[:, c:] * (pairs[:, 0] - n1)
@@ -231,7 +231,7 @@ _CHUNK = 2048  # pairs per block: the block's temporaries (~[2048, 128] floats) 
 
 
 def _gru_pair_gates(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
-                    b_n: Tensor):
+                    b_n: Tensor, tanh=torch.tanh):
     r"""Gates of :math:`\mathrm{GRU}(a, b)` (slot 0) and :math:`\mathrm{GRU}(b, a)` (slot 1)
     for a block of pairs ``p2 = [a, b]`` of shape ``[P, 2, C]``.
 
@@ -239,19 +239,19 @@ def _gru_pair_gates(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w
     :math:`S = a + b` and :math:`D = a - b`, :math:`W_i a + W_h b = U + V` and
     :math:`W_i b + W_h a = U - V` for :math:`U = \tfrac12(W_i + W_h) S + b` and
     :math:`V = \tfrac12(W_i - W_h) D`, 8 instead of 12 :math:`C^2` multiply-adds per pair.
-    Returns ``(s, d, n_proj, rz0, rz1, n0, n1)``."""
+    Returns ``(n_proj, rz0, rz1, n0, n1)`` with ``n_proj[:, s] = [W_in x_s + b_in,
+    W_hn x_s + b_hn]``. ``tanh`` may work in place when no autograd graph is recorded."""
     c = p2.size(-1)
     a, b = p2[:, 0], p2[:, 1]
-    s, d = a + b, a - b
-    u = torch.addmm(b_rz, s, w_plus.t())
-    v = torch.mm(d, w_minus.t())
+    u = torch.addmm(b_rz, a + b, w_plus.t())
+    v = torch.mm(a - b, w_minus.t())
     n_proj = torch.addmm(b_n, p2.reshape(-1, c), w_n.t()).view(-1, 2, 2 * c)
     rz0 = torch.add(u, v).sigmoid_()
     rz1 = u.sub_(v).sigmoid_()
     # candidate of order s: tanh(W_in x_s + b_in + r_s * (W_hn x_{1-s} + b_hn))
-    n0 = torch.addcmul(n_proj[:, 0, :c], rz0[:, :c], n_proj[:, 1, c:]).tanh_()
-    n1 = torch.addcmul(n_proj[:, 1, :c], rz1[:, :c], n_proj[:, 0, c:]).tanh_()
-    return s, d, n_proj, rz0, rz1, n0, n1
+    n0 = tanh(torch.addcmul(n_proj[:, 0, :c], rz0[:, :c], n_proj[:, 1, c:]))
+    n1 = tanh(torch.addcmul(n_proj[:, 1, :c], rz1[:, :c], n_proj[:, 0, c:]))
+    return n_proj, rz0, rz1, n0, n1
 
 
 def _split_weights(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
@@ -296,28 +296,23 @@ class _LCMLevel(torch.autograd.Function):
         num_pairs = left.numel()
         out = x.new_empty(dest_pair.numel() + dest_carry.numel(), c)
         out.index_copy_(0, dest_carry, x.index_select(0, carry))
-        w_plus, w_minus, b_rz, w_n, b_n = _split_weights(w_ih, w_hh, b_ih, b_hh)
+        weights = _split_weights(w_ih, w_hh, b_ih, b_hh)
         keep = any(ctx.needs_input_grad[:5])
         factors = x.new_empty(num_pairs, 10, c) if keep else None
         for i in range(0, num_pairs, _CHUNK):
             lb = left[i:i + _CHUNK]
             p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
-            a, b = p2[:, 0], p2[:, 1]
-            u = torch.addmm(b_rz, a + b, w_plus.t())
-            v = torch.mm(a - b, w_minus.t())
-            n_proj = torch.addmm(b_n, p2.view(-1, c), w_n.t()).view(-1, 2, 2 * c)
+            n_proj, rz0, rz1, n0, n1 = _gru_pair_gates(p2, *weights, tanh=_tanh_)
             f = factors[i:i + lb.numel()] if keep else None
             h = None
-            for slot in (0, 1):  # slot s: input x_s, hidden state x_{1-s}
-                rz = (u + v if slot == 0 else u.sub_(v)).sigmoid_()
+            for slot, rz, n in ((0, rz0, n0), (1, rz1, n1)):  # input x_s, hidden x_{1-s}
                 r, z = rz[:, :c], rz[:, c:]
-                ghn = n_proj[:, 1 - slot, c:]
-                n = _tanh_(torch.addcmul(n_proj[:, slot, :c], r, ghn))
                 e = p2[:, 1 - slot] - n
                 h_s = torch.addcmul(n, z, e)
                 h = h_s if h is None else h.add_(h_s)
                 if keep:
                     k = _ROWS[slot]
+                    ghn = n_proj[:, 1 - slot, c:]
                     one_minus_z = 1 - z
                     q = torch.mul(one_minus_z, 1 - n * n, out=f[:, k["q"]])
                     qr = torch.mul(q, r, out=f[:, k["qr"]])
