@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -22,11 +23,20 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     from torch's global generator (so :func:`torch.manual_seed` still makes runs repeatable);
     the keep probability is then :math:`1 - \lceil 65536 p \rceil / 65536` (off from
     :math:`1 - p` by less than :math:`2 \cdot 10^{-5}`) and kept entries are scaled by its
-    inverse. Other tensors use :func:`torch.rand_like`."""
+    inverse. Other tensors use :func:`torch.rand_like`.
+
+    A sparse CSR ``x`` (bag-of-words features) keeps its pattern: dropout acts on the stored
+    values only, which equals dense dropout since dropped zeros stay zero."""
     if not training or p == 0.0:
         return x
     if not 0.0 <= p < 1.0:
         raise ValueError(f"fast_dropout: 'p' must be in [0, 1) (got {p})")
+    if x.layout == torch.sparse_csr:
+        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(),
+                                       fast_dropout(x.values(), p, True), x.size(),
+                                       check_invariants=False)
+    if x.layout != torch.strided:
+        raise ValueError(f"fast_dropout: unsupported layout {x.layout} (use dense or CSR)")
     if x.device.type == "cpu" and x.numel() >= 65536 and not torch.compiler.is_compiling():
         thr = int(math.ceil(p * 65536))
         seed = int(torch.randint(0, 2**62, (1,)))
@@ -178,6 +188,7 @@ class DAGNN(Module):
         self.lin1 = SparseInputLinear(in_channels, hidden_channels)
         self.lin2 = Linear(hidden_channels, out_channels)
         self.prop = DAGNNConv(out_channels, K, cached=cached)
+        self._checked_input = None  # (weakref, version) of the last input found finite
 
         self.reset_parameters()
 
@@ -202,9 +213,15 @@ class DAGNN(Module):
                              f"in_channels={self.in_channels}")
         if not torch.compiler.is_compiling():
             vals = x if x.layout == torch.strided else x.values()
-            if not torch.isfinite(vals).all():
-                raise ValueError("DAGNN: 'x' contains NaN or infinite values; impute or drop them "
-                                 "before training")
+            # The scan costs as much as a third of a training step on large dense features, so
+            # a tensor is checked once: again only if it is another tensor or was modified in
+            # place since (its version counter moved).
+            last = self._checked_input
+            if last is None or last[0]() is not vals or last[1] != vals._version:
+                if not torch.isfinite(vals).all():
+                    raise ValueError("DAGNN: 'x' contains NaN or infinite values; impute or "
+                                     "drop them before training")
+                self._checked_input = (weakref.ref(vals), vals._version)
         x = F.relu(self.lin1(x, self.dropout))
         x = self.lin2(fast_dropout(x, self.dropout, self.training))
         return self.prop(x, edge_index, edge_weight)

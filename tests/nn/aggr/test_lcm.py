@@ -215,3 +215,58 @@ def test_blockwise_level_matches_autograd_path(monkeypatch, chunk):
         grads.append([out, xi.grad] + [p.grad for p in module.parameters()])
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+def _grads(module, x, index, w, steps=1):
+    out = None
+    for _ in range(steps):
+        module.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_()
+        out = module(xi, index, dim_size=9)
+        (out * w).sum().backward()
+    return [out, xi.grad] + [p.grad for p in module.parameters()]
+
+
+def test_factor_buffers_are_reused_and_give_the_same_gradients():
+    torch.manual_seed(10)
+    reused = LCMAggregation(5, 5, project=False).double()
+    fresh = LCMAggregation(5, 5, project=False, reuse_buffers=False).double()
+    fresh.load_state_dict(reused.state_dict())
+    index = torch.randint(0, 7, (60,)).sort().values
+    x, w = torch.randn(60, 5, dtype=torch.double), torch.randn(9, 5, dtype=torch.double)
+    a = _grads(reused, x, index, w)
+    ptr = reused._factor_pool.entries[0][0].data_ptr()
+    a2 = _grads(reused, x, index, w)  # second step: same storage, same numbers
+    assert len(reused._factor_pool.entries) == 1
+    assert reused._factor_pool.entries[0][0].data_ptr() == ptr
+    b = _grads(fresh, x, index, w)
+    assert fresh._factor_pool.entries == []
+    for u, v, t in zip(a, a2, b):
+        assert torch.allclose(u, v, atol=1e-12) and torch.allclose(u, t, atol=1e-12)
+    # the module applied twice in one graph: two buffers in use at once, gradients still exact
+    for m in (reused, fresh):
+        m.zero_grad(set_to_none=True)
+        (m(x, index, dim_size=9) * w).sum().add((m(2 * x, index, dim_size=9) * w).sum()).backward()
+    assert len(reused._factor_pool.entries) == 2
+    for p, q in zip(reused.parameters(), fresh.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-12)
+    # deep copies start without buffers; release_buffers frees the idle ones
+    import copy
+    assert copy.deepcopy(reused)._factor_pool.entries == []
+    reused.release_buffers()
+    assert reused._factor_pool.entries == []
+    with torch.no_grad():  # no backward possible: nothing leased
+        reused(x, index, dim_size=9)
+    assert reused._factor_pool.entries == []
+
+
+def test_overwritten_factors_raise_instead_of_wrong_gradients():
+    torch.manual_seed(11)
+    aggr = LCMAggregation(4, 4, project=False)
+    index = torch.randint(0, 5, (40,)).sort().values
+    x = torch.randn(40, 4, requires_grad=True)
+    loss = aggr(x, index, dim_size=5).sum()
+    loss.backward(retain_graph=True)          # releases the buffer ...
+    aggr(2 * x, index, dim_size=5).sum().backward()  # ... which this pass reuses
+    with pytest.raises(RuntimeError, match="overwritten by a later forward"):
+        loss.backward()

@@ -92,6 +92,13 @@ def test_bad_input():
         bad = x.clone()
         bad[3, 1] = float("nan")
         model(bad, ei)
+    # the finiteness scan is skipped for an input already checked, but not once it changed
+    ok = x.clone()
+    model(ok, ei)
+    model(ok, ei)
+    ok[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model(ok, ei)
     with pytest.raises(ValueError, match="out of range"):
         model(x, torch.tensor([[0, 99], [1, 2]]))
     with pytest.raises(ValueError, match="'dropout' must be in"):
@@ -198,3 +205,46 @@ def test_fast_dropout_rate_scale_and_repeatability(shape):
         assert abs(kept.float().mean().item() - 0.7) < 0.01
     with pytest.raises(ValueError, match="'p' must be in"):
         fast_dropout(x, 1.0, training=True)
+
+
+def test_fast_dropout_on_csr_keeps_pattern_and_scales_values():
+    from graphkit.nn.models.dagnn import fast_dropout
+
+    torch.manual_seed(3)
+    x = (torch.rand(400, 500) < 0.05).float() * (torch.rand(400, 500) + 0.5)
+    xs = x.to_sparse_csr()
+    torch.manual_seed(0)
+    out = fast_dropout(xs, 0.4, training=True)
+    assert out.layout == torch.sparse_csr
+    assert torch.equal(out.crow_indices(), xs.crow_indices())
+    assert torch.equal(out.col_indices(), xs.col_indices())
+    vals, kept = out.values(), out.values() != 0
+    assert torch.allclose(vals[kept], xs.values()[kept] / 0.6, rtol=1e-4)
+    assert abs(kept.float().mean().item() - 0.6) < 0.03
+    torch.manual_seed(0)
+    assert torch.equal(fast_dropout(xs, 0.4, training=True).values(), vals)
+    with pytest.raises(ValueError, match="unsupported layout"):
+        fast_dropout(x.to_sparse(), 0.4, training=True)
+
+
+def test_reference_split_reproduces_the_reference_position_indexing():
+    ex = _example()
+    # nodes 0..9 isolated (outside the largest component), 10..209 a path; class = id % 2
+    n = 210
+    path = torch.arange(10, n - 1)
+    ei = torch.stack([path, path + 1])
+    lcc = ex.largest_component(ei, n)
+    assert torch.equal(lcc, torch.arange(10, n))
+    y = torch.arange(n) % 2
+    y[10:60] = 1  # make the largest component's labels imbalanced by position
+    train, val, test = ex.reference_split(y, lcc, 2, 20, 30, torch.Generator().manual_seed(0))
+    assert int(train.sum()) == 40 and int(val.sum()) == 60 and int(test.sum()) == 100
+    assert not (train & val).any() and not (train & test).any() and not (val & test).any()
+    # positions 0..|LCC|-1 are used as node ids: ids >= |LCC| never appear
+    assert not (train | val | test)[lcc.numel():].any()
+    assert bool((train | val | test)[:lcc.numel()].all())
+    # grouping is by the class of lcc[j], so position j's own label need not match
+    pos_class = y[lcc]
+    assert int((pos_class[train[:200].nonzero().view(-1)] == 0).sum()) == 20
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--dataset", "Cora", "--split", "reference"])

@@ -148,3 +148,20 @@ def test_local_augmentation_transform():
         t(Data(edge_index=ei, num_nodes=40))
     with pytest.raises(TypeError, match="LocalAugmentationCVAE"):
         LocalAugmentation(object())
+
+
+def test_lagnn_takes_csr_original_features():
+    torch.manual_seed(4)
+    x, ei = _graph()
+    x = row_normalize(x * (torch.rand_like(x) < 0.2))
+    x_aug = torch.rand(1, 40, 10)
+    for model in (LAGCN(10, 8, 3, concat=1), LAGAT(10, 4, 3, heads=2, concat=1)):
+        model.eval()
+        assert torch.allclose(model(x.to_sparse_csr(), ei, x_aug=x_aug),
+                              model(x, ei, x_aug=x_aug), atol=1e-5)
+        model.train()
+        model(x.to_sparse_csr(), ei, x_aug=x_aug).sum().backward()
+        w = model.branches[0].lin.weight if hasattr(model.branches[0], "lin") else None
+        assert all(p.grad is not None and torch.isfinite(p.grad).all()
+                   for p in model.branches[0].parameters() if p.requires_grad)
+        assert w is None or w.grad.abs().sum() > 0
