@@ -59,7 +59,8 @@ class LCMAggregation(Aggregation):
       :math:`d_{\max}`. A level is one autograd node that evaluates the operator over
       cache-sized blocks of pairs, computes the reset/update products of both orders
       from :math:`a+b` and :math:`a-b` (8 instead of 12 :math:`C^2` multiply-adds per
-      pair), and keeps 10C numbers per pair for a hand-written backward.
+      pair), and keeps 10C numbers per pair for a hand-written backward, in storage that
+      is reused from one training step to the next (:obj:`reuse_buffers`).
     * **index order.** PyG raises on an unsorted :obj:`index`; here it is
       sorted stably (elements keep their relative order inside a group).
     * **regulariser.** PyG has no associativity regulariser.
