@@ -13,7 +13,8 @@ Training step = propagation + BPR loss + L2 + backward + Adam step.
 
 Full ranking (29,858 test users, training items masked, top-20):
 
-* ``graphkit full_ranking``: propagate once, 2048-user blocks, masking by index, one top-k;
+* ``graphkit full_ranking``: propagate once, 2048-user blocks scored into one reused buffer
+  (``DotProductScorer``), masking by index, one top-k;
 * ``dense-mask blocks``: propagate once, 2048-user blocks, mask via a dense boolean block built
   from a SciPy CSR row slice (the common block-dense approach);
 * ``re-propagate per 100 users`` (the reference code's evaluation loop) is *estimated* as
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     from graphkit.datasets import load
     from graphkit.nn.models import LightGCN
     from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
-    from graphkit.rec.evaluate import full_ranking
+    from graphkit.rec.evaluate import DotProductScorer, full_ranking
     from graphkit._ranking import PairIndex
     from graphkit.rec.sampling import sample_bpr_triples
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     def eval_ours():
         with torch.no_grad():
             emb = ours.embeddings()
-            return full_ranking(lambda u: emb[0][u] @ emb[1].t(), U, I, g.test, exclude=(g.train,), ks=(20,),
+            return full_ranking(DotProductScorer(*emb), U, I, g.test, exclude=(g.train,), ks=(20,),
                                 metrics=("recall", "ndcg"))
 
     def eval_dense_mask():

@@ -45,7 +45,7 @@ import torch
 from graphkit.engine import (JSONLLogger, load_checkpoint, resolve_device, save_checkpoint,
                              seed_everything, write_result_record)
 from graphkit.nn.models import UltraGCN
-from graphkit.rec.evaluate import full_ranking
+from graphkit.rec.evaluate import DotProductScorer, full_ranking
 
 PAPER_SOURCE = "UltraGCN paper table as listed in xue-pai/UltraGCN and reczoo/RecZoo READMEs"
 LOG_SOURCE = "xue-pai/UltraGCN benchmarks log, best epoch (not in the paper table)"
@@ -155,7 +155,9 @@ def evaluate(model: UltraGCN, graph, part: str) -> Dict[str, float]:
     model.eval()
     target = graph.test if part == "test" else graph.valid
     exclude = (graph.train,) if part == "valid" else (graph.train, graph.valid)
-    res = full_ranking(model.score_all, graph.num_users, graph.num_items, target, exclude=exclude,
+    scorer = DotProductScorer(model.user_embedding.weight.detach(),
+                              model.item_embedding.weight.detach())
+    res = full_ranking(scorer, graph.num_users, graph.num_items, target, exclude=exclude,
                        ks=(20,), metrics=METRICS, batch_size=2048)
     return {f"{m}@20": float(res[f"{m}@20"]) for m in METRICS}
 

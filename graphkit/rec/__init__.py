@@ -12,6 +12,7 @@ _EXPORTS = {
     "read_interactions": "data",
     "read_user_item_lists": "data",
     "full_ranking": "evaluate",
+    "DotProductScorer": "evaluate",
     "random_split": "split",
     "temporal_split": "split",
     "holdout_validation": "split",

@@ -41,6 +41,39 @@ ALL_METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map", "f1")
 ScoreFn = Callable[[Tensor], Tensor]
 
 
+class DotProductScorer:
+    r"""Block scorer ``users -> user_emb[users] @ item_emb.T`` for :func:`full_ranking` that
+    writes every block into one reused buffer.
+
+    A block of 2048 users against 40k items is 335 MB of scores. Written into freshly
+    allocated memory, every 4 KiB page costs a page fault on first touch, which made the
+    score product about 1.6x slower on CPU than the same product into reused memory. The
+    returned tensor is overwritten by the next call, and :func:`full_ranking` may mask it in
+    place (``returns_scratch``); copy it to keep it.
+
+    Args:
+        user_emb (torch.Tensor): ``[U, F]`` user embeddings.
+        item_emb (torch.Tensor): ``[I, F]`` item embeddings.
+    """
+
+    returns_scratch = True
+
+    def __init__(self, user_emb: Tensor, item_emb: Tensor) -> None:
+        if user_emb.dim() != 2 or item_emb.dim() != 2 or user_emb.size(1) != item_emb.size(1):
+            raise ValueError(f"DotProductScorer: embeddings must be [U, F] and [I, F] "
+                             f"(got {tuple(user_emb.shape)} and {tuple(item_emb.shape)})")
+        self.user_emb, self.item_emb = user_emb, item_emb
+        self._buffer: Optional[Tensor] = None
+
+    def __call__(self, users: Tensor) -> Tensor:
+        n = users.numel()
+        dtype = torch.result_type(self.user_emb, self.item_emb)
+        if self._buffer is None or self._buffer.size(0) < n or self._buffer.dtype != dtype:
+            self._buffer = self.user_emb.new_empty(n, self.item_emb.size(0), dtype=dtype)
+        out = self._buffer[:n]
+        return torch.mm(self.user_emb[users], self.item_emb.t(), out=out)
+
+
 def _check_pairs(name: str, pairs: Tensor, num_users: int, num_items: int) -> Tensor:
     if not isinstance(pairs, Tensor) or pairs.dim() != 2 or pairs.size(0) != 2:
         raise ValueError(f"{name}: expected a [2, E] tensor of (user, item) pairs, got "
@@ -74,7 +107,10 @@ def full_ranking(
 
     Args:
         score_fn (callable): maps a ``[B]`` long tensor of user ids to a ``[B, num_items]``
-            score tensor (higher is better). Called once per block.
+            score tensor (higher is better). Called once per block. Its result is masked in
+            place only if it is a fresh tensor or the callable says it returns scratch
+            memory (``score_fn.returns_scratch``, as :class:`DotProductScorer` does);
+            otherwise a copy is masked. For embedding models use :class:`DotProductScorer`.
         num_users (int): number of users.
         num_items (int): number of items.
         test (torch.Tensor): ``[2, E]`` held-out ``(user, item)`` pairs.
@@ -136,7 +172,8 @@ def full_ranking(
         scores = scores.to(dev, torch.float32)
         if excl_index is not None:
             rows, cols = excl_index.block(block)
-            if scores._base is not None:  # never write into a view of the caller's tensor
+            # never write into a view of the caller's tensor, unless it is declared scratch
+            if scores._base is not None and not getattr(score_fn, "returns_scratch", False):
                 scores = scores.clone()
             scores[rows, cols] = float("-inf")
         top = topk_ties_by_index(scores, kmax)

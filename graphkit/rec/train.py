@@ -19,7 +19,7 @@ from torch import Tensor
 
 from graphkit._ranking import PairIndex
 from graphkit.rec.data import InteractionGraph
-from graphkit.rec.evaluate import full_ranking
+from graphkit.rec.evaluate import DotProductScorer, full_ranking
 from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
 
 
@@ -44,8 +44,7 @@ class FitResult:
 def make_score_fn(model) -> Callable[[Tensor], Tensor]:
     """Propagate once and return a block scorer ``users -> [B, num_items]``."""
     if hasattr(model, "embeddings"):
-        user_emb, item_emb = model.embeddings()
-        return lambda users: user_emb[users] @ item_emb.t()
+        return DotProductScorer(*model.embeddings())
     return model.score_all
 
 

@@ -108,6 +108,25 @@ def test_does_not_write_into_callers_tensor():
     assert torch.equal(scores, before)
 
 
+def test_dot_product_scorer_reuses_its_buffer_and_matches():
+    from graphkit.rec.evaluate import DotProductScorer
+
+    g = torch.Generator().manual_seed(7)
+    user_emb, item_emb = torch.randn(23, 4, generator=g), torch.randn(37, 4, generator=g)
+    train, test = random_split(23, 37, 0.2, 4)
+    scorer = DotProductScorer(user_emb, item_emb)
+    a = scorer(torch.tensor([3, 5, 7]))
+    assert torch.allclose(a, user_emb[[3, 5, 7]] @ item_emb.t())
+    ptr = a.data_ptr()
+    assert scorer(torch.tensor([1, 2])).data_ptr() == ptr  # same storage, smaller block
+    ours = full_ranking(scorer, 23, 37, test, exclude=(train,), ks=(1, 5), batch_size=7)
+    ref = brute_force(user_emb @ item_emb.t(), train, test, (1, 5))
+    for key in ("recall@5", "ndcg@5", "map@1"):
+        assert ours[key] == pytest.approx(ref[key], abs=1e-12), key
+    with pytest.raises(ValueError, match=r"\[U, F\] and \[I, F\]"):
+        DotProductScorer(user_emb, torch.randn(37, 5))
+
+
 def test_bad_input():
     test = torch.tensor([[0], [5]])
     with pytest.raises(ValueError, match="item ids must lie in"):
