@@ -98,6 +98,9 @@ def main(argv=None) -> int:
     p.add_argument("--epoch-log", default=None,
                    help="JSONL log of a real run (examples/ultragcn.py) to quote measured epoch times")
     args = p.parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

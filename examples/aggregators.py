@@ -427,6 +427,9 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-record", action="store_true", help="do not write result records")
     args = p.parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     torch.set_num_threads(args.threads)
     if args.task == "table":
         write_table(args)

@@ -257,6 +257,9 @@ def load_data(args):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     from graphkit.engine import (RunTracker, append_run, finished_runs, resolve_device,
                                  seed_everything)
 

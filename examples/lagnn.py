@@ -154,6 +154,9 @@ def train_run(model, x, edge_index, y, masks, args, augment) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     from graphkit.datasets import load
     from graphkit.engine import (RunTracker, append_run, finished_runs, resolve_device,
                                  seed_everything)

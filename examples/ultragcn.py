@@ -266,6 +266,9 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     torch.set_num_threads(args.threads)
     cfg = config_for(args)
     device = resolve_device(args.device)

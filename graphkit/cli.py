@@ -52,6 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from graphkit.engine.memory import keep_freed_memory
+
+    keep_freed_memory()  # training and ranking reuse freed memory instead of page-faulting it
     try:
         ret = args.func(args)
     except KeyboardInterrupt:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from graphkit._lazy import lazy_exports
 
 _EXPORTS = {
+    # memory.py
+    "keep_freed_memory": "memory",
     # seed.py
     "seed_everything": "seed",
     "resolve_device": "seed",
