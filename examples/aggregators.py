@@ -174,7 +174,7 @@ def run_second_min(args) -> None:
                     loss = loss + aggr_loss(model.aggr, args.assoc_weight)
                     loss.backward()
                     opt.step()
-                    total += float(loss) * n
+                    total += float(loss.detach()) * n
                 if epoch == args.epochs or epoch % 10 == 0:
                     acc = second_min_eval(model, val, args.batch_size)
                     print(f"[second-min] run {run} {name:10s} epoch {epoch:3d} "
