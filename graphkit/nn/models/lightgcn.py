@@ -74,53 +74,78 @@ def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
     return _SymmetricSpMM.apply(adj, x)
 
 
+def _row_slice(adj: Tensor, rows: Tensor) -> Tensor:
+    r"""The rows ``rows`` of a CSR matrix as a ``[len(rows), N]`` CSR matrix (a gather of
+    their non-zeros; no pass over the other rows)."""
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    start, count = crow[rows], crow[rows + 1] - crow[rows]
+    sub_crow = torch.zeros(rows.numel() + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(count, 0, out=sub_crow[1:])
+    nnz = int(sub_crow[-1])
+    nz = torch.repeat_interleave(start - sub_crow[:-1], count, output_size=nnz)
+    nz += torch.arange(nnz, dtype=nz.dtype, device=nz.device)
+    return _csr(sub_crow, col[nz], val[nz], (rows.numel(), adj.size(1)))
+
+
+def _column_slice(adj: Tensor, rows: Tensor) -> Tensor:
+    r"""The columns ``rows`` of a CSR matrix as an ``[N, len(rows)]`` CSR matrix. For a
+    symmetric matrix this is the transpose of :func:`_row_slice`."""
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    position = torch.full((adj.size(1),), -1, dtype=col.dtype, device=col.device)
+    position[rows] = torch.arange(rows.numel(), dtype=col.dtype, device=col.device)
+    new_col = position[col]
+    keep = new_col >= 0
+    kept = torch.zeros(col.numel() + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(keep, 0, out=kept[1:])
+    return _csr(kept[crow], new_col[keep], val[keep], (adj.size(0), rows.numel()))
+
+
+def _csr(crow: Tensor, col: Tensor, val: Tensor, size) -> Tensor:
+    with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, val, size, check_invariants=False)
+
+
 class _LayerMeanRows(torch.autograd.Function):
     r"""Rows ``R`` of the LightGCN layer mean :math:`\frac{1}{K+1}\sum_k \hat{A}^k X` and its
     exact gradient, with two fewer full sparse products than autograd through ``K`` layers.
 
-    Forward: ``K - 1`` full products, then the last layer only for the rows ``R`` (a gather
-    over their non-zeros). Backward: the gradient :math:`G` lives on ``R`` only, so
-    :math:`\hat{A} G` is a scatter over the same non-zeros (using :math:`\hat{A} =
-    \hat{A}^{\top}`), followed by ``K - 1`` full products.
+    Forward: ``K - 1`` full products, then the last layer only for the rows ``R`` (a product
+    with the ``[|R|, N]`` row slice of :math:`\hat{A}`). Backward: the gradient :math:`G`
+    lives on ``R`` only, so :math:`\hat{A} G` is a product with the ``[N, |R|]`` column slice
+    (the row slice's transpose, since :math:`\hat{A} = \hat{A}^{\top}`), followed by
+    ``K - 1`` full products. Both slices are CSR matrices multiplied by torch's sparse
+    kernel: a gather / ``index_add_`` over the same non-zeros is about 14x slower on CPU.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, adj: Tensor, rows: Tensor, num_layers: int) -> Tensor:  # type: ignore[override]
         acc = x[rows]
         ctx.num_layers, ctx.adj, ctx.num_nodes = num_layers, adj, x.size(0)
+        ctx.save_for_backward(rows)
         if num_layers == 0:
-            ctx.save_for_backward(rows)
             return acc
         h = x
         for _ in range(num_layers - 1):
             h = adj @ h
-            acc = acc + h[rows]
-        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-        start, count = crow[rows], crow[rows + 1] - crow[rows]
-        seg = torch.repeat_interleave(torch.arange(rows.numel(), device=x.device), count)
-        offset = torch.arange(seg.numel(), device=x.device) - (torch.cumsum(count, 0) - count)[seg]
-        nz = start[seg] + offset
-        cols, vals = col[nz], val[nz].unsqueeze(-1)
-        last = torch.zeros_like(acc).index_add_(0, seg, vals * h[cols])
-        ctx.save_for_backward(rows, seg, cols, vals)
-        return (acc + last) / (num_layers + 1)
+            acc += h[rows]
+        acc += _row_slice(adj, rows) @ h
+        return acc.div_(num_layers + 1)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         K = ctx.num_layers
-        rows = ctx.saved_tensors[0]
+        (rows,) = ctx.saved_tensors
         g = grad / (K + 1)
-        total = torch.zeros(ctx.num_nodes, grad.size(-1), dtype=grad.dtype, device=grad.device)
-        total.index_add_(0, rows, g)
         if K == 0:
-            return total, None, None, None
-        _, seg, cols, vals = ctx.saved_tensors
-        h = torch.zeros_like(total).index_add_(0, cols, vals * g[seg])  # A @ G, G supported on rows
-        total = total + h
+            total = torch.zeros(ctx.num_nodes, grad.size(-1), dtype=grad.dtype, device=grad.device)
+            return total.index_add_(0, rows, g), None, None, None
+        h = _column_slice(ctx.adj, rows) @ g  # A @ G, G supported on rows
+        total = h  # each product below reads h before total (its first alias) changes
         for _ in range(K - 1):
             h = ctx.adj @ h
-            total = total + h
-        return total, None, None, None
+            total += h
+        return total.index_add_(0, rows, g), None, None, None
 
 
 class _RankingMixin:

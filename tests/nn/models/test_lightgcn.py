@@ -97,7 +97,7 @@ def test_compile():
     assert torch.allclose(compiled(), model.propagate())
 
 
-@pytest.mark.parametrize("num_layers", [0, 1, 3])
+@pytest.mark.parametrize("num_layers", [0, 1, 2, 3])
 def test_row_restricted_propagation_and_gradient_are_exact(num_layers):
     torch.manual_seed(0)
     ei = torch.randint(0, 6, (2, 25))
