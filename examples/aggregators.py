@@ -16,7 +16,10 @@ Protocols
 GRU, sum, max) get the same encoder/decoder (bitwise embedding 128, Linear+Dropout+GELU; decoder
 Linear+Dropout(0.25)+GELU+Linear), the same data (one generated set per seed), the same
 optimiser (Adam), batch size and number of epochs; the score is the validation exact-match
-accuracy (%) at the last epoch, over ``--runs`` seeds.
+accuracy (%) at the last epoch, over ``--runs`` seeds. The associativity loss is a squared norm
+summed over the 128 channels, so its weight must be small: on seed 1 with 8,192 multisets x 20
+epochs, weights 0.1 / 0.01 / 0.001 gave 2.9% / 4.9% / 31.9% against 32.9% without the loss (a
+constant operator is perfectly associative, and large weights drive the operator towards it).
 
 ``--task tu``: GIN (``--layers`` GINConv layers, 2-layer MLPs with batch norm, hidden
 ``--hidden``) whose graph readout is the aggregator under test, followed by a 2-layer MLP
@@ -409,8 +412,10 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--assoc-weight", type=float, default=0.1,
-                   help="weight of LCM's associativity loss (lcm-assoc only)")
+    p.add_argument("--assoc-weight", type=float, default=1e-3,
+                   help="weight of LCM's associativity loss (lcm-assoc only; default 1e-3: with "
+                        "1e-2 or 0.1 the operator collapses towards a constant, which is "
+                        "trivially associative, and the task is not learned)")
     # second-minimum
     p.add_argument("--num-train", type=int, default=16384)
     p.add_argument("--num-val", type=int, default=1024)

@@ -41,7 +41,10 @@ class LCMAggregation(Aggregation):
     over random triples of input elements is returned by
     :meth:`associativity_loss` and, when :obj:`assoc_samples > 0`, stored as
     :obj:`self.assoc_loss` after every forward pass in training mode (add it
-    to the task loss with a weight of your choice).
+    to the task loss with a weight of your choice). The loss is a squared norm summed over
+    the channels and any constant operator minimises it, so keep the weight small relative to
+    the task loss: on the second-minimum task (128 channels) a weight of :obj:`1e-3` left
+    accuracy unchanged while :obj:`1e-2` and :obj:`0.1` let the operator collapse.
 
     Differences from :class:`torch_geometric.nn.aggr.LCMAggregation`:
 
