@@ -270,3 +270,51 @@ def test_overwritten_factors_raise_instead_of_wrong_gradients():
     aggr(2 * x, index, dim_size=5).sum().backward()  # ... which this pass reuses
     with pytest.raises(RuntimeError, match="overwritten by a later forward"):
         loss.backward()
+
+
+def test_compiled_kernels_match_the_eager_path(monkeypatch):
+    """Full blocks go through the torch.compile'd kernels, the partial last block through the
+    eager code; outputs and every gradient agree with the eager module, in training and in
+    inference."""
+    import graphkit.nn.aggr.lcm as lcm_module
+
+    monkeypatch.setattr(lcm_module, "_CHUNK", 4)  # several full blocks and a partial one
+    torch.manual_seed(3)
+    eager = LCMAggregation(6, 6, project=False)
+    compiled = LCMAggregation(6, 6, project=False, compiled_kernels=True)
+    compiled.load_state_dict(eager.state_dict())
+    assert compiled.compiled_kernels and not eager.compiled_kernels
+    index = torch.randint(0, 5, (70,)).sort().values
+    x = torch.randn(70, 6)
+    w = torch.randn(9, 6)
+    results = [_grads(m, x, index, w, steps=2) for m in (eager, compiled)]
+    if lcm_module._KERNELS.get("failed"):
+        pytest.skip("torch.compile is not usable on this machine (the module fell back to eager)")
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    eager.eval()
+    compiled.eval()
+    with torch.no_grad():
+        assert torch.allclose(eager(x, index, dim_size=9), compiled(x, index, dim_size=9), atol=1e-6)
+
+
+def test_compiled_kernels_fall_back_to_eager_with_a_warning(monkeypatch):
+    import graphkit.nn.aggr.lcm as lcm_module
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(lcm_module, "_CHUNK", 4)
+    monkeypatch.setattr(lcm_module, "_KERNELS", {"forward": broken, "inference": broken,
+                                                 "backward": broken})
+    torch.manual_seed(4)
+    eager = LCMAggregation(6, 6, project=False)
+    compiled = LCMAggregation(6, 6, project=False, compiled_kernels=True)
+    compiled.load_state_dict(eager.state_dict())
+    index = torch.randint(0, 5, (40,)).sort().values
+    x, w = torch.randn(40, 6), torch.randn(9, 6)
+    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler"):
+        got = _grads(compiled, x, index, w)
+    assert lcm_module._KERNELS == {"failed": True}
+    for a, b in zip(_grads(eager, x, index, w), got):
+        assert torch.allclose(a, b, atol=1e-6)
