@@ -11,6 +11,9 @@ the best wall time over ``--reps`` repetitions (after one warm-up on a small gra
 repetition is the steady state of a training loop, the first one includes allocating any buffer a
 module keeps for reuse) and the
 extra peak memory: peak RSS (``ru_maxrss``) minus the RSS just before the first timed call.
+Every worker first calls ``graphkit.engine.keep_freed_memory()`` (as graphkit's command and
+examples do), so all modules run with the same allocator settings; ``--no-malloc-tuning``
+measures glibc's defaults instead.
 PyG's ``GRUAggregation`` and ``LCMAggregation`` are not run on the power-law graph: their
 dense ``[N, max_degree, C]`` padding alone is ``N * d_max * C * 4`` bytes, and the GRU
 activations of the first tree level are several times that (see the printed estimate).
@@ -88,6 +91,12 @@ def rss_bytes() -> int:
 def worker(module: str, graph: str, reps: int) -> dict:
     import torch
 
+    from graphkit.engine import keep_freed_memory
+
+    # Same allocator settings for every module, as graphkit's command and examples use: freed
+    # blocks are reused instead of being unmapped and page-faulted in again at the next call
+    # (GRAPHKIT_MALLOC_TUNING=0, i.e. --no-malloc-tuning, measures glibc's defaults).
+    malloc_tuned = keep_freed_memory()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     aggr = build(module)
@@ -113,7 +122,8 @@ def worker(module: str, graph: str, reps: int) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"module": module, "graph": graph, "time_s": min(times), "times": times,
             "extra_mem_gb": max(peak - base, 0) / 1e9, "num_edges": int(index.numel()),
-            "max_degree": int(deg.max()), "mean_degree": float(deg.float().mean())}
+            "max_degree": int(deg.max()), "mean_degree": float(deg.float().mean()),
+            "malloc_tuned": malloc_tuned}
 
 
 def dense_estimate_gb(graph: str) -> float:
@@ -186,6 +196,9 @@ def main() -> None:
                         "within a round), and report per-module medians; ratios then compare "
                         "runs made under the same machine load")
     p.add_argument("--out", default="", help="optional JSON output file")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="run the workers with glibc's default allocator settings instead of "
+                        "graphkit.engine.keep_freed_memory() (applied to every module alike)")
     p.add_argument("--worker", nargs=3, metavar=("MODULE", "GRAPH", "REPS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -193,6 +206,8 @@ def main() -> None:
         return
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if args.no_malloc_tuning:
+        env["GRAPHKIT_MALLOC_TUNING"] = "0"
     per_round = []
     for rnd in range(args.rounds):
         if args.rounds > 1:
