@@ -409,8 +409,8 @@ class _LCMLevel(torch.autograd.Function):
             lb = left[i:i + _CHUNK]
             p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
             if kernels is not None and lb.numel() == _CHUNK:  # full block: one fused kernel
-                h = (_run_kernel(kernels, "forward", p2, *weights, factors[i:i + _CHUNK]) if keep
-                     else _run_kernel(kernels, "inference", p2, *weights))
+                h = _run_kernel(kernels, "forward", p2, *weights,
+                                factors[i:i + _CHUNK] if keep else None)
                 if h is not None:
                     out.index_copy_(0, dest_pair[i:i + _CHUNK], h)
                     continue
@@ -507,10 +507,11 @@ class _LCMLevel(torch.autograd.Function):
 
 
 def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
-                   b_n: Tensor, factors: Tensor) -> Tensor:
+                   b_n: Tensor, factors: Optional[Tensor] = None) -> Tensor:
     r"""The operator on a ``[P, 2, C]`` block of pairs for :func:`torch.compile`: returns
-    ``h [P, C]`` and writes the backward factors into ``factors [P, 10, C]`` (layout of
-    ``_ROWS``), so that the compiled kernel stores them straight into the level's buffer."""
+    ``h [P, C]`` and, if given ``factors [P, 10, C]``, writes the backward factors into it
+    (layout of ``_ROWS``), so that the compiled kernel stores them straight into the level's
+    buffer. Without ``factors`` (inference) they are not computed."""
     c = p2.size(-1)
     a, b = p2[:, 0], p2[:, 1]
     u = torch.addmm(b_rz, a + b, w_plus.t())
@@ -526,31 +527,16 @@ def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_
         e = p2[:, 1 - slot] - n
         h_s = n + z * e
         h = h_s if h is None else h + h_s
-        k = _ROWS[slot]
-        q = (1 - z) * (1 - n * n)
-        qr = q * r
-        rows[k["q"]], rows[k["qr"]] = q, qr
-        rows[k["gr"]] = (1 - r) * ghn * qr
-        rows[k["gz"]] = z * (1 - z) * e
-        rows[k["z"]] = z
-    factors.copy_(torch.stack(rows, 1))
-    return 0.5 * h
-
-
-def _block_inference(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
-                     b_n: Tensor) -> Tensor:
-    """The operator on a ``[P, 2, C]`` block without the backward factors."""
-    c = p2.size(-1)
-    a, b = p2[:, 0], p2[:, 1]
-    u = torch.addmm(b_rz, a + b, w_plus.t())
-    v = torch.mm(a - b, w_minus.t())
-    n_proj = torch.addmm(b_n, p2.reshape(-1, c), w_n.t()).view(-1, 2, 2 * c)
-    h = None
-    for slot, rz in ((0, torch.sigmoid(u + v)), (1, torch.sigmoid(u - v))):
-        r, z = rz[:, :c], rz[:, c:]
-        n = torch.tanh(n_proj[:, slot, :c] + r * n_proj[:, 1 - slot, c:])
-        h_s = n + z * (p2[:, 1 - slot] - n)
-        h = h_s if h is None else h + h_s
+        if factors is not None:
+            k = _ROWS[slot]
+            q = (1 - z) * (1 - n * n)
+            qr = q * r
+            rows[k["q"]], rows[k["qr"]] = q, qr
+            rows[k["gr"]] = (1 - r) * ghn * qr
+            rows[k["gz"]] = z * (1 - z) * e
+            rows[k["z"]] = z
+    if factors is not None:
+        factors.copy_(torch.stack(rows, 1))
     return 0.5 * h
 
 
@@ -585,8 +571,7 @@ def _compiled_kernels():
         return None
     if not _KERNELS:
         compile_ = functools.partial(torch.compile, dynamic=False, fullgraph=True)
-        _KERNELS.update(forward=compile_(_block_forward), inference=compile_(_block_inference),
-                        backward=compile_(_block_backward))
+        _KERNELS.update(forward=compile_(_block_forward), backward=compile_(_block_backward))
     return _KERNELS
 
 

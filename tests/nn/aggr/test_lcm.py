@@ -305,8 +305,7 @@ def test_compiled_kernels_fall_back_to_eager_with_a_warning(monkeypatch):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(lcm_module, "_CHUNK", 4)
-    monkeypatch.setattr(lcm_module, "_KERNELS", {"forward": broken, "inference": broken,
-                                                 "backward": broken})
+    monkeypatch.setattr(lcm_module, "_KERNELS", {"forward": broken, "backward": broken})
     torch.manual_seed(4)
     eager = LCMAggregation(6, 6, project=False)
     compiled = LCMAggregation(6, 6, project=False, compiled_kernels=True)
