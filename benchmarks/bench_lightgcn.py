@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="markdown file to update (section 'LightGCN')")
     args = p.parse_args(argv)
-    from graphkit.engine import keep_freed_memory
+    from graphkit.engine import adam, keep_freed_memory
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     if args.threads:
@@ -85,12 +85,12 @@ def main(argv=None) -> int:
     pyg = PyGLightGCN(U + I, 64, 3)
     adj_t = adj  # symmetric: adj_t == adj
 
-    def step_ours(b, model=ours, opt=torch.optim.Adam(ours.parameters(), lr=1e-3)):
+    def step_ours(b, model=ours, opt=adam(ours.parameters(), lr=1e-3)):
         opt.zero_grad()
         model.loss(*b).backward()
         opt.step()
 
-    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    plain_opt = adam(plain.parameters(), lr=1e-3)
 
     def step_plain(b):
         plain_opt.zero_grad()
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         loss.backward()
         plain_opt.step()
 
-    pyg_opt = torch.optim.Adam(pyg.parameters(), lr=1e-3)
+    pyg_opt = adam(pyg.parameters(), lr=1e-3)
 
     def step_pyg(b, graph):
         pyg_opt.zero_grad()

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--epoch-log", default=None,
                    help="JSONL log of a real run (examples/ultragcn.py) to quote measured epoch times")
     args = p.parse_args(argv)
-    from graphkit.engine import keep_freed_memory
+    from graphkit.engine import adam, keep_freed_memory
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     torch.set_num_threads(args.threads)
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     graph_s = time.perf_counter() - t0
     ref = UltraGCN(g.num_users, g.num_items, 128, **kw)
     ref.load_state_dict(ours.state_dict())
-    opt_o = torch.optim.Adam(ours.parameters(), lr=1e-3)
-    opt_r = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    opt_o = adam(ours.parameters(), lr=1e-3)
+    opt_r = adam(ref.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     n = g.train.size(1)
     batches_per_epoch = -(-n // 1024)

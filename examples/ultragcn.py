@@ -42,7 +42,7 @@ from typing import Dict, Optional
 
 import torch
 
-from graphkit.engine import (JSONLLogger, load_checkpoint, resolve_device, save_checkpoint,
+from graphkit.engine import (adam, JSONLLogger, load_checkpoint, resolve_device, save_checkpoint,
                              seed_everything, write_result_record)
 from graphkit.nn.models import UltraGCN
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
@@ -169,7 +169,7 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
     t0 = time.time()
     model.set_graph(graph.train.to(device))
     graph_time = time.time() - t0
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    optimizer = adam(model.parameters(), lr=cfg["lr"])
     select = "valid" if args.selection == "valid" else "test"
 
     state = dict(epoch=-1, best=None, best_test=None, since_best=0, history=[], train_time=0.0,

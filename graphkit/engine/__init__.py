@@ -11,6 +11,8 @@ from graphkit._lazy import lazy_exports
 _EXPORTS = {
     # memory.py
     "keep_freed_memory": "memory",
+    # optim.py
+    "adam": "optim",
     # seed.py
     "seed_everything": "seed",
     "resolve_device": "seed",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from graphkit._ranking import PairIndex
+from graphkit.engine.optim import adam
 from graphkit.rec.data import InteractionGraph
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
 from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
@@ -151,7 +152,7 @@ def fit(
     train = graph.train.to(device)
     model.set_graph(train)
     positives = PairIndex(train, graph.num_users, graph.num_items)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator(device=device).manual_seed(seed)
     steps = max(1, math.ceil(graph.num_train / batch_size))
 

@@ -50,6 +50,28 @@ def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items
         return adj.coalesce().to_sparse_csr()
 
 
+def csr_matmul(adj: Tensor, x: Tensor) -> Tensor:
+    r"""``adj @ x`` for a sparse CSR ``adj`` ``[M, N]`` and a dense ``x`` ``[N, F]``.
+
+    Runs as a weighted :func:`torch.nn.functional.embedding_bag` (``mode="sum"``, one bag per
+    row, the CSR row pointers as offsets, the non-zeros as per-sample weights). On CPU that
+    kernel is vectorised over the feature dimension and threaded over rows, and it writes its
+    output once; torch's CSR ``@`` zero-fills and copies its result around the product. On a
+    Gowalla-sized graph (1.6M non-zeros, ``F = 64``) this is about 1.4x faster on one thread.
+    Falls back to ``adj @ x`` for anything the kernel does not take (non-floating ``x``, other
+    layouts, graphs being compiled).
+    """
+    if adj.layout != torch.sparse_csr or x.dim() != 2 or not x.is_floating_point() \
+            or torch.compiler.is_compiling():
+        return adj @ x
+    if adj.size(1) != x.size(0):
+        raise ValueError(f"cannot multiply a {tuple(adj.shape)} sparse matrix with a {tuple(x.shape)} matrix")
+    if not torch.is_grad_enabled():  # lets torch pick its forward-only kernel
+        x = x.detach()
+    return F.embedding_bag(adj.col_indices(), x.contiguous(), adj.crow_indices(), mode="sum",
+                           per_sample_weights=adj.values().to(x.dtype), include_last_offset=True)
+
+
 class _SymmetricSpMM(torch.autograd.Function):
     """``A @ X`` for a symmetric sparse ``A``; the backward pass reuses ``A`` as its own transpose.
 
@@ -60,11 +82,11 @@ class _SymmetricSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.adj = adj
-        return adj @ x
+        return csr_matmul(adj, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, ctx.adj @ grad
+        return None, csr_matmul(ctx.adj, grad)
 
 
 def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
@@ -87,17 +109,21 @@ def _row_slice(adj: Tensor, rows: Tensor) -> Tensor:
     return _csr(sub_crow, col[nz], val[nz], (rows.numel(), adj.size(1)))
 
 
-def _column_slice(adj: Tensor, rows: Tensor) -> Tensor:
-    r"""The columns ``rows`` of a CSR matrix as an ``[N, len(rows)]`` CSR matrix. For a
-    symmetric matrix this is the transpose of :func:`_row_slice`."""
+def _columns_matmul(adj: Tensor, rows: Tensor, g: Tensor) -> Tensor:
+    r"""``adj[:, rows] @ g`` for a CSR ``adj`` ``[M, N]`` and ``g`` ``[len(rows), F]``.
+
+    No column slice is built: every non-zero ``(i, j)`` points into ``g`` extended by one zero
+    row, at ``j``'s position in ``rows`` or at the zero row when ``j`` is not in ``rows``. The
+    product is then one weighted ``embedding_bag`` over a table of ``len(rows) + 1`` rows, which
+    stays in cache; compacting the non-zeros first (a mask, a prefix sum and a gather over all
+    of them) costs more than the product it saves.
+    """
     crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-    position = torch.full((adj.size(1),), -1, dtype=col.dtype, device=col.device)
+    position = torch.full((adj.size(1),), rows.numel(), dtype=col.dtype, device=col.device)
     position[rows] = torch.arange(rows.numel(), dtype=col.dtype, device=col.device)
-    new_col = position[col]
-    keep = new_col >= 0
-    kept = torch.zeros(col.numel() + 1, dtype=crow.dtype, device=crow.device)
-    torch.cumsum(keep, 0, out=kept[1:])
-    return _csr(kept[crow], new_col[keep], val[keep], (adj.size(0), rows.numel()))
+    table = torch.cat([g, g.new_zeros(1, g.size(1))])
+    return F.embedding_bag(position[col], table, crow, mode="sum", per_sample_weights=val.to(g.dtype),
+                           include_last_offset=True)
 
 
 def _csr(crow: Tensor, col: Tensor, val: Tensor, size) -> Tensor:
@@ -112,40 +138,46 @@ class _LayerMeanRows(torch.autograd.Function):
 
     Forward: ``K - 1`` full products, then the last layer only for the rows ``R`` (a product
     with the ``[|R|, N]`` row slice of :math:`\hat{A}`). Backward: the gradient :math:`G`
-    lives on ``R`` only, so :math:`\hat{A} G` is a product with the ``[N, |R|]`` column slice
-    (the row slice's transpose, since :math:`\hat{A} = \hat{A}^{\top}`), followed by
-    ``K - 1`` full products. Both slices are CSR matrices multiplied by torch's sparse
-    kernel: a gather / ``index_add_`` over the same non-zeros is about 14x slower on CPU.
+    lives on ``R`` only, so :math:`\hat{A} G = \hat{A}_{:, R} G` (:func:`_columns_matmul`),
+    followed by ``K - 1`` full products. All products are weighted ``embedding_bag`` calls
+    (:func:`csr_matmul`); a gather / ``index_add_`` over the same non-zeros is several times
+    slower on CPU. The function also returns the layer-0 rows ``X[R]``, so that a penalty on
+    them adds its gradient in the same backward instead of in a second full-size buffer.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, adj: Tensor, rows: Tensor, num_layers: int) -> Tensor:  # type: ignore[override]
-        acc = x[rows]
+    def forward(ctx, x: Tensor, adj: Tensor, rows: Tensor, num_layers: int):  # type: ignore[override]
+        x0 = x[rows]
         ctx.num_layers, ctx.adj, ctx.num_nodes = num_layers, adj, x.size(0)
         ctx.save_for_backward(rows)
-        if num_layers == 0:
-            return acc
-        h = x
-        for _ in range(num_layers - 1):
-            h = adj @ h
-            acc += h[rows]
-        acc += _row_slice(adj, rows) @ h
-        return acc.div_(num_layers + 1)
+        ctx.set_materialize_grads(False)
+        acc = x0.clone()
+        if num_layers > 0:
+            h = x
+            for _ in range(num_layers - 1):
+                h = csr_matmul(adj, h)
+                acc += h[rows]
+            acc += csr_matmul(_row_slice(adj, rows), h)
+            acc.div_(num_layers + 1)
+        return acc, x0
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Optional[Tensor], grad_x0: Optional[Tensor]):  # type: ignore[override]
         K = ctx.num_layers
         (rows,) = ctx.saved_tensors
-        g = grad / (K + 1)
-        if K == 0:
-            total = torch.zeros(ctx.num_nodes, grad.size(-1), dtype=grad.dtype, device=grad.device)
-            return total.index_add_(0, rows, g), None, None, None
-        h = _column_slice(ctx.adj, rows) @ g  # A @ G, G supported on rows
+        g = None if grad is None else grad / (K + 1)
+        direct = g if grad_x0 is None else (grad_x0 if g is None else g + grad_x0)
+        if direct is None:
+            return None, None, None, None
+        if K == 0 or g is None:
+            total = torch.zeros(ctx.num_nodes, direct.size(-1), dtype=direct.dtype, device=direct.device)
+            return total.index_add_(0, rows, direct), None, None, None
+        h = _columns_matmul(ctx.adj, rows, g)  # A @ G, G supported on rows
         total = h  # each product below reads h before total (its first alias) changes
         for _ in range(K - 1):
-            h = ctx.adj @ h
+            h = csr_matmul(ctx.adj, h)
             total += h
-        return total.index_add_(0, rows, g), None, None, None
+        return total.index_add_(0, rows, direct), None, None, None
 
 
 class _RankingMixin:
@@ -322,8 +354,14 @@ class LightGCN(_RankingMixin, Module):
             raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
         if torch.compiler.is_compiling():
             return self.propagate()[nodes]
+        return self._propagate_rows(nodes)[0]
+
+    def _propagate_rows(self, nodes: Tensor) -> Tuple[Tensor, Tensor]:
+        # (layer mean, layer 0) of ``nodes``, both from one autograd node: the layer-0 rows'
+        # gradient (the L2 penalty's) joins the propagated one without a second full-size buffer.
         uniq, inverse = torch.unique(nodes, return_inverse=True)
-        return _LayerMeanRows.apply(self.embedding.weight, self._adj, uniq, self.num_layers)[inverse]
+        mean, x0 = _LayerMeanRows.apply(self.embedding.weight, self._adj, uniq, self.num_layers)
+        return mean[inverse], x0[inverse]
 
     def embeddings(self, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Final user and item embeddings ``([U, F], [I, F])``."""
@@ -338,12 +376,15 @@ class LightGCN(_RankingMixin, Module):
             \hat{y}_{ui}) + \lambda \frac{\lVert \mathbf{E}^{(0)}_{u,i,j} \rVert^2}{2B}
         """
         nodes = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])
-        out = self.propagate_rows(nodes)
+        if self._adj is None:
+            raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
+        if torch.compiler.is_compiling():
+            out, x0 = self.propagate()[nodes], self.embedding.weight[nodes]
+        else:
+            out, x0 = self._propagate_rows(nodes)
         u, p, n = out.split(users.numel())
         bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
-        w = self.embedding.weight
-        reg = (w[users].pow(2).sum() + w[self.num_users + pos_items].pow(2).sum()
-               + w[self.num_users + neg_items].pow(2).sum()) / (2 * users.numel())
+        reg = x0.pow(2).sum() / (2 * users.numel())
         return bpr + self.reg_weight * reg
 
     def to_pyg(self):

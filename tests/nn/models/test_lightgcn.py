@@ -111,3 +111,34 @@ def test_row_restricted_propagation_and_gradient_are_exact(num_layers):
     (full[nodes] * w).sum().backward()
     assert torch.allclose(model.propagate_rows(nodes), full[nodes], atol=1e-6)
     assert torch.allclose(g_fast, model.embedding.weight.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_loss_gradient_equals_autograd_through_full_propagation(num_layers):
+    torch.manual_seed(1)
+    ei = torch.randint(0, 7, (2, 30))
+    model = LightGCN(7, 7, embedding_dim=4, num_layers=num_layers, reg_weight=0.5).set_graph(ei)
+    users, pos, neg = torch.tensor([0, 2, 2, 6]), torch.tensor([1, 1, 5, 0]), torch.tensor([3, 4, 5, 6])
+    model.loss(users, pos, neg).backward()
+    fast = model.embedding.weight.grad.clone()
+    model.embedding.weight.grad = None
+    out, w, U = model.propagate(), model.embedding.weight, model.num_users
+    u, p, n = out[users], out[U + pos], out[U + neg]
+    ref = torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+    ref = ref + 0.5 * (w[users].pow(2).sum() + w[U + pos].pow(2).sum() + w[U + neg].pow(2).sum()) / 8
+    ref.backward()
+    assert torch.allclose(model.loss(users, pos, neg), ref, atol=1e-6)
+    assert torch.allclose(fast, w.grad, atol=1e-6)
+
+
+def test_csr_matmul_matches_dense_with_empty_rows_and_is_differentiable():
+    from graphkit.nn.models.lightgcn import csr_matmul
+
+    dense = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [1.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    x = torch.randn(3, 5, requires_grad=True)
+    out = csr_matmul(dense.to_sparse_csr(), x)
+    assert torch.allclose(out, dense @ x)
+    out.sum().backward()
+    assert torch.allclose(x.grad, dense.t() @ torch.ones(4, 5))
+    with pytest.raises(ValueError, match="cannot multiply"):
+        csr_matmul(dense.to_sparse_csr(), torch.randn(4, 5))
