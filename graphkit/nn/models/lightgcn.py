@@ -106,7 +106,7 @@ def _row_slice(adj: Tensor, rows: Tensor) -> Tensor:
     nnz = int(sub_crow[-1])
     nz = torch.repeat_interleave(start - sub_crow[:-1], count, output_size=nnz)
     nz += torch.arange(nnz, dtype=nz.dtype, device=nz.device)
-    return _csr(sub_crow, col[nz], val[nz], (rows.numel(), adj.size(1)))
+    return _csr(sub_crow, col.index_select(0, nz), val.index_select(0, nz), (rows.numel(), adj.size(1)))
 
 
 def _columns_matmul(adj: Tensor, rows: Tensor, g: Tensor) -> Tensor:
@@ -122,8 +122,9 @@ def _columns_matmul(adj: Tensor, rows: Tensor, g: Tensor) -> Tensor:
     position = torch.full((adj.size(1),), rows.numel(), dtype=col.dtype, device=col.device)
     position[rows] = torch.arange(rows.numel(), dtype=col.dtype, device=col.device)
     table = torch.cat([g, g.new_zeros(1, g.size(1))])
-    return F.embedding_bag(position[col], table, crow, mode="sum", per_sample_weights=val.to(g.dtype),
-                           include_last_offset=True)
+    # index_select: about 2x faster than advanced indexing for a flat gather on CPU
+    return F.embedding_bag(position.index_select(0, col), table, crow, mode="sum",
+                           per_sample_weights=val.to(g.dtype), include_last_offset=True)
 
 
 def _csr(crow: Tensor, col: Tensor, val: Tensor, size) -> Tensor:
@@ -147,7 +148,7 @@ class _LayerMeanRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, adj: Tensor, rows: Tensor, num_layers: int):  # type: ignore[override]
-        x0 = x[rows]
+        x0 = x.index_select(0, rows)
         ctx.num_layers, ctx.adj, ctx.num_nodes = num_layers, adj, x.size(0)
         ctx.save_for_backward(rows)
         ctx.set_materialize_grads(False)
@@ -156,7 +157,7 @@ class _LayerMeanRows(torch.autograd.Function):
             h = x
             for _ in range(num_layers - 1):
                 h = csr_matmul(adj, h)
-                acc += h[rows]
+                acc += h.index_select(0, rows)
             acc += csr_matmul(_row_slice(adj, rows), h)
             acc.div_(num_layers + 1)
         return acc, x0
