@@ -48,12 +48,28 @@ def _as_pairs(x: Tensor, num_users: int, num_items: int, where: str) -> Tensor:
     return x
 
 
+def _argsort_small_keys(keys: Tensor, num_keys: int) -> Tensor:
+    r"""A stable ``argsort`` of integer ``keys`` in ``[0, num_keys)``.
+
+    On CPU with ``num_keys <= 65536`` the keys fit in 16 bits and NumPy's stable sort is a
+    radix sort: about 5x faster than ``torch.argsort`` for the 0.8M sampled negatives of a
+    Yelp2018 batch. Elsewhere ``torch.argsort(stable=True)``.
+    """
+    if keys.device.type == "cpu" and num_keys <= 1 << 16:
+        order = np.argsort(keys.numpy().astype(np.uint16), kind="stable")
+        return torch.from_numpy(order.astype(np.int64, copy=False))
+    return torch.argsort(keys, stable=True)
+
+
 class _SampledDot(torch.autograd.Function):
     r"""``out[b, n] = u[b] . W[idx[b, n]]`` without materialising ``W[idx]``.
 
     The forward pass is a sampled dense-dense product (SDDMM) on a CSR pattern with ``N``
-    entries per row; the backward pass is two CSR sparse-dense products, ``G W`` for the rows
-    and ``G^T u`` for the table. Memory is ``O(B N)`` instead of ``O(B N d)``.
+    entries per row. The backward pass is two sparse-dense products, ``G W`` for the rows and
+    ``G^T u`` for the table, each one weighted ``embedding_bag`` (one bag per row of ``G`` or of
+    ``G^T``; no zero-filled or copied result as with torch's CSR ``@``); ``G^T``'s row order
+    comes from a radix sort of the sampled item ids (:func:`_argsort_small_keys`). Memory is
+    ``O(B N)`` instead of ``O(B N d)``.
     """
 
     @staticmethod
@@ -75,12 +91,15 @@ class _SampledDot(torch.autograd.Function):
         grad_u = grad_w = None
         if ctx.needs_input_grad[0]:
             crow = torch.arange(0, b * n + 1, n, dtype=torch.long, device=idx.device)
-            grad_u = torch.sparse_csr_tensor(crow, flat, g, size=(b, weight.size(0))) @ weight
+            grad_u = F.embedding_bag(flat, weight.detach(), crow, mode="sum", per_sample_weights=g,
+                                     include_last_offset=True)
         if ctx.needs_input_grad[1]:
-            order = torch.argsort(flat)
+            order = _argsort_small_keys(flat, weight.size(0)).to(idx.device)
             crow_t = torch.zeros(weight.size(0) + 1, dtype=torch.long, device=idx.device)
-            crow_t[1:] = torch.cumsum(torch.bincount(flat, minlength=weight.size(0)), 0)
-            grad_w = torch.sparse_csr_tensor(crow_t, order // n, g[order], size=(weight.size(0), b)) @ u
+            torch.cumsum(torch.bincount(flat, minlength=weight.size(0)), 0, out=crow_t[1:])
+            grad_w = F.embedding_bag(torch.div(order, n, rounding_mode="floor"), u.detach(), crow_t,
+                                     mode="sum", per_sample_weights=g.index_select(0, order),
+                                     include_last_offset=True)
         return grad_u, grad_w, None
 
 

@@ -305,3 +305,14 @@ def test_real_data_electronics_constraint():
     assert torch.allclose(model.ii_weights.sort(dim=1, descending=True).values, expected, rtol=1e-5)
     rec = model.recommend(torch.arange(100), k=20)
     assert not mask[torch.arange(100)[:, None], rec].any()
+
+
+@pytest.mark.parametrize("num_keys", [7, 1 << 16, (1 << 16) + 1])
+def test_argsort_of_sampled_items_is_a_stable_sort(num_keys):
+    from graphkit.nn.models.ultragcn import _argsort_small_keys
+
+    keys = torch.randint(0, num_keys, (5000,), generator=torch.Generator().manual_seed(0))
+    keys[:3] = num_keys - 1
+    order = _argsort_small_keys(keys, num_keys)
+    assert order.dtype == torch.long
+    assert torch.equal(order, torch.sort(keys, stable=True).indices)
