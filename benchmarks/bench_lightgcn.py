@@ -4,7 +4,9 @@ Setting (issue #3): Gowalla (29,858 users x 40,981 items, 810,128 training pairs
 dim 64, BPR batch 2048; every implementation sees the same batches; medians over ``--rounds``
 interleaved rounds (A B C A B C ...), so load on the machine affects all alike.
 
-Training step = propagation + BPR loss + L2 + backward + Adam step.
+Training step = propagation + BPR loss + L2 + backward + Adam step. Every implementation uses
+the same optimiser, ``graphkit.engine.adam`` (PyTorch's fused Adam), so the ratios compare the
+propagation and its backward.
 
 * ``graphkit``: cached CSR adjacency, sparse products, backward reuses the symmetric matrix;
 * ``torch.sparse autograd``: the same CSR product through PyTorch's generic sparse backward;
@@ -49,12 +51,16 @@ def main(argv=None) -> int:
     p.add_argument("--eval-rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="markdown file to update (section 'LightGCN')")
+    p.add_argument("--ours-only-memory", action="store_true",
+                   help="internal: train a few graphkit steps and rank once, print the peak RSS")
     args = p.parse_args(argv)
     from graphkit.engine import adam, keep_freed_memory
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ours_only_memory:
+        return _ours_only_memory(args.dataset)
 
     import scipy.sparse as sp
     from torch_geometric.nn.models import LightGCN as PyGLightGCN
@@ -190,7 +196,8 @@ def main(argv=None) -> int:
     lines = [
         "## LightGCN (Gowalla, 3 layers, dim 64, batch 2048)",
         "",
-        f"`python benchmarks/bench_lightgcn.py --rounds {args.rounds}` — torch {torch.__version__}, "
+        f"`python benchmarks/bench_lightgcn.py --rounds {args.rounds} --eval-rounds {args.eval_rounds}"
+        + (f" --threads {args.threads}" if args.threads else "") + f"` — torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"{time.strftime('%Y-%m-%d')}, 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. "
         f"Medians of {args.rounds} interleaved rounds on the same batches; CPU s = process time "
@@ -211,10 +218,56 @@ def main(argv=None) -> int:
     lines.append(f"| re-propagate per 100 users (reference loop, estimated) | {ref_est:.1f} | | {ref_est / e_base:.1f}x |")
     lines += ["", f"Adjacency construction: {build_s:.2f} s. Peak RSS of the benchmark process: {peak_gb:.2f} GB "
               f"(start of evaluation: {rss0 / 1024 ** 2:.2f} GB).", ""]
+    import subprocess
+
+    mem = subprocess.run([sys.executable, __file__, "--dataset", args.dataset, "--ours-only-memory"]
+                         + (["--threads", str(args.threads)] if args.threads else []),
+                         capture_output=True, text=True, check=True).stdout.split("PEAK_RSS_GB")[-1].split()
+    lines += [f"Peak RSS of graphkit alone in a fresh process (load, five training steps, one full-ranking "
+              f"pass): {mem[1].split('=')[1]} GB (after training: {mem[0].split('=')[1]} GB).", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:
         _update_section(args.out, "## LightGCN", text)
+    return 0
+
+
+def _high_water_gb() -> float:
+    """This process's peak RSS. ``/proc/self/status`` VmHWM starts afresh at ``exec``;
+    ``getrusage``'s ``ru_maxrss`` keeps the parent's peak across fork + exec on Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def _ours_only_memory(dataset: str) -> int:
+    """Peak RSS of graphkit alone: load, five training steps, one full-ranking pass."""
+    from graphkit.datasets import load
+    from graphkit.engine import adam
+    from graphkit.nn.models import LightGCN
+    from graphkit._ranking import PairIndex
+    from graphkit.rec.evaluate import DotProductScorer, full_ranking
+    from graphkit.rec.sampling import sample_bpr_triples
+
+    g = load(dataset)
+    model = LightGCN(g.num_users, g.num_items, 64, 3).set_graph(g.train)
+    opt = adam(model.parameters(), lr=1e-3)
+    index, gen = PairIndex(g.train, g.num_users, g.num_items), torch.Generator().manual_seed(0)
+    for _ in range(5):
+        opt.zero_grad()
+        model.loss(*sample_bpr_triples(index, 2048, g.num_items, gen)).backward()
+        opt.step()
+    train_gb = _high_water_gb()
+    with torch.no_grad():
+        full_ranking(DotProductScorer(*model.embeddings()), g.num_users, g.num_items, g.test,
+                     exclude=(g.train,), ks=(20,), metrics=("recall", "ndcg"))
+    peak_gb = _high_water_gb()
+    print(f"PEAK_RSS_GB train={train_gb:.2f} total={peak_gb:.2f}")
     return 0
 
 

@@ -142,3 +142,18 @@ def test_csr_matmul_matches_dense_with_empty_rows_and_is_differentiable():
     assert torch.allclose(x.grad, dense.t() @ torch.ones(4, 5))
     with pytest.raises(ValueError, match="cannot multiply"):
         csr_matmul(dense.to_sparse_csr(), torch.randn(4, 5))
+
+
+def test_locality_order_changes_nothing_but_the_speed():
+    torch.manual_seed(2)
+    ei = torch.randint(0, 9, (2, 40))
+    a = LightGCN(9, 9, embedding_dim=4, num_layers=3, reorder_nodes=True).set_graph(ei)
+    b = LightGCN(9, 9, embedding_dim=4, num_layers=3, reorder_nodes=False).set_graph(ei)
+    b.load_state_dict(a.state_dict())
+    assert a._perm is not None and b._perm is None
+    assert torch.allclose(a.propagate(), b.propagate(), atol=1e-6)
+    users, pos, neg = torch.tensor([0, 4, 8]), torch.tensor([1, 2, 3]), torch.tensor([5, 6, 7])
+    a.loss(users, pos, neg).backward()
+    b.loss(users, pos, neg).backward()
+    assert torch.allclose(a.embedding.weight.grad, b.embedding.weight.grad, atol=1e-6)
+    assert torch.equal(a.recommend(torch.arange(9), k=3), b.recommend(torch.arange(9), k=3))
