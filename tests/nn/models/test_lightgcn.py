@@ -150,7 +150,7 @@ def test_locality_order_changes_nothing_but_the_speed():
     a = LightGCN(9, 9, embedding_dim=4, num_layers=3, reorder_nodes=True).set_graph(ei)
     b = LightGCN(9, 9, embedding_dim=4, num_layers=3, reorder_nodes=False).set_graph(ei)
     b.load_state_dict(a.state_dict())
-    assert a._perm is not None and b._perm is None
+    assert a._graph.perm is not None and b._graph.perm is None
     assert torch.allclose(a.propagate(), b.propagate(), atol=1e-6)
     users, pos, neg = torch.tensor([0, 4, 8]), torch.tensor([1, 2, 3]), torch.tensor([5, 6, 7])
     a.loss(users, pos, neg).backward()
