@@ -520,11 +520,12 @@ def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_
     n_proj = torch.addmm(b_n, p2.reshape(-1, c), w_n.t()).view(-1, 2, 2 * c)
     rz = (torch.sigmoid(u + v), torch.sigmoid(u - v))
     h = None
-    rows = [None] * 10
     for slot in (0, 1):
         r, z = rz[slot][:, :c], rz[slot][:, c:]
         ghn = n_proj[:, 1 - slot, c:]
-        n = torch.tanh(n_proj[:, slot, :c] + r * ghn)
+        # tanh(t) = 2 sigmoid(2t) - 1: the generated code's vector tanh is about 5x slower
+        # than its exp-based sigmoid on CPU here
+        n = 2 * torch.sigmoid(2 * (n_proj[:, slot, :c] + r * ghn)) - 1
         e = p2[:, 1 - slot] - n
         h_s = n + z * e
         h = h_s if h is None else h + h_s
@@ -532,12 +533,11 @@ def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_
             k = _ROWS[slot]
             q = (1 - z) * (1 - n * n)
             qr = q * r
-            rows[k["q"]], rows[k["qr"]] = q, qr
-            rows[k["gr"]] = (1 - r) * ghn * qr
-            rows[k["gz"]] = z * (1 - z) * e
-            rows[k["z"]] = z
-    if factors is not None:
-        factors.copy_(torch.stack(rows, 1))
+            factors[:, k["q"]] = q
+            factors[:, k["qr"]] = qr
+            factors[:, k["gr"]] = (1 - r) * ghn * qr
+            factors[:, k["gz"]] = z * (1 - z) * e
+            factors[:, k["z"]] = z
     return 0.5 * h
 
 
