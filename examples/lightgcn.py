@@ -117,8 +117,12 @@ def main(argv=None) -> int:
         for k in values:
             values[k].append(res.test[k])
         per_run.append({"seed": seed, "best_epoch": res.best_epoch + 1, "epochs_run": res.epochs_run,
-                        "stopped_early": res.stopped_early, "wall_time_s": round(res.wall_time_s, 1),
+                        "stopped_early": res.stopped_early, "interrupted": res.interrupted,
+                        "wall_time_s": round(res.wall_time_s, 1),
                         "test": {k: v for k, v in res.test.items() if "@" in k}})
+        if res.interrupted:  # checkpointed; rerun the same command to continue
+            print(f"run {run}: interrupted; the record covers the runs so far", flush=True)
+            break
 
     if args.no_record:
         return 0
@@ -127,7 +131,8 @@ def main(argv=None) -> int:
     deviations = []
     finished = all(r["stopped_early"] or r["epochs_run"] >= args.epochs for r in per_run)
     if not finished:
-        deviations.append("training stopped by the time budget before early stopping or the epoch cap: "
+        cause = "an interrupt" if any(r.get("interrupted") for r in per_run) else "the time budget"
+        deviations.append(f"training stopped by {cause} before early stopping or the epoch cap: "
                           + ", ".join(f"seed {r['seed']}: {r['epochs_run']} epochs, {r['wall_time_s']:.0f} s"
                                       for r in per_run))
     if args.select == "test":

@@ -42,8 +42,8 @@ from typing import Dict, Optional
 
 import torch
 
-from graphkit.engine import (adam, JSONLLogger, load_checkpoint, resolve_device, save_checkpoint,
-                             seed_everything, write_result_record)
+from graphkit.engine import (GracefulStop, JSONLLogger, adam, load_checkpoint, resolve_device,
+                             save_checkpoint, seed_everything, write_result_record)
 from graphkit.nn.models import UltraGCN
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
 
@@ -162,6 +162,9 @@ def evaluate(model: UltraGCN, graph, part: str) -> Dict[str, float]:
     return {f"{m}@20": float(res[f"{m}@20"]) for m in METRICS}
 
 
+INTERRUPT = GracefulStop()
+
+
 def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: pathlib.Path) -> dict:
     seed = args.seed + run
     seed_everything(seed)
@@ -218,7 +221,8 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
         state["epoch"] = epoch
         row = dict(run=run, epoch=epoch, loss=total / n_batches, epoch_s=ep_time,
                    batch_s=t_b / max(n_batches, 1))
-        out_of_time = args.time_budget is not None and (time.time() - start_wall) / 60 > args.time_budget
+        out_of_time = (args.time_budget is not None and (time.time() - start_wall) / 60 > args.time_budget) \
+            or INTERRUPT.requested
         # Evaluate on the authors' schedule, and also at the last epoch of a run cut short.
         if should_eval(epoch, args.eval_every) or out_of_time or epoch == args.epochs - 1:
             te = time.time()
@@ -255,7 +259,8 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
             state["done"] = True
         elif epoch == args.epochs - 1:
             state["done"] = True
-        state["stopped_by"] = stopped_by if state["done"] else "time budget (resumable)"
+        state["stopped_by"] = stopped_by if state["done"] else \
+            ("interrupted (resumable)" if INTERRUPT.requested else "time budget (resumable)")
         save_checkpoint(last, model=model, optimizer=optimizer, epoch=epoch,
                         model_args=model.model_args, extra={"state": state})
         if stop or out_of_time:
@@ -282,7 +287,12 @@ def main(argv=None) -> None:
     ckpt_dir = pathlib.Path(args.checkpoint_dir or f"runs/ultragcn/{tag}")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    states = [train_run(r, args, cfg, graph, device, ckpt_dir) for r in range(args.runs)]
+    states = []
+    with INTERRUPT:  # first Ctrl-C / SIGTERM: finish the epoch, checkpoint, write the record so far
+        for r in range(args.runs):
+            states.append(train_run(r, args, cfg, graph, device, ckpt_dir))
+            if INTERRUPT.requested:
+                break
 
     final = [s["best"] for s in states]
     if any(f is None for f in final):

@@ -13,6 +13,8 @@ _EXPORTS = {
     "keep_freed_memory": "memory",
     # optim.py
     "adam": "optim",
+    # signals.py
+    "GracefulStop": "signals",
     # seed.py
     "seed_everything": "seed",
     "resolve_device": "seed",

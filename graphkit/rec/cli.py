@@ -253,7 +253,7 @@ def cmd_train(args) -> int:
                  progress=False if args.no_progress else None, time_budget_s=args.time_budget)
     info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-            "valid_metrics": result.best_valid, "test_metrics": result.test,
+            "interrupted": result.interrupted, "valid_metrics": result.best_valid, "test_metrics": result.test,
             "train_settings": {"lr": lr, "batch_size": batch_size, "epochs": args.epochs, "seed": args.seed,
                                "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor},
             "wall_time_s": round(time.time() - t0, 2), "notes": notes}

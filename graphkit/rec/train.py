@@ -36,10 +36,11 @@ class FitResult:
     wall_time_s: float = 0.0
     selected_on: str = "valid"
     stopped_early: bool = False
+    interrupted: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in ("best_epoch", "best_valid", "test", "epochs_run", "wall_time_s",
-                                              "selected_on", "stopped_early")}
+                                              "selected_on", "stopped_early", "interrupted")}
 
 
 def make_score_fn(model) -> Callable[[Tensor], Tensor]:
@@ -98,6 +99,7 @@ def fit(
     time_budget_s: Optional[float] = None,
     eval_batch_size: int = 2048,
     on_eval: Optional[Callable[[Dict[str, Any]], None]] = None,
+    graceful_stop: bool = True,
 ) -> FitResult:
     r"""Train ``model`` on ``graph.train`` with early stopping on a held-out part.
 
@@ -131,8 +133,12 @@ def fit(
             has been spent in this call.
         eval_batch_size (int): users per scoring block. (default: ``2048``)
         on_eval (callable, optional): called with each evaluation record.
+        graceful_stop (bool): the first Ctrl-C / SIGTERM lets the current epoch finish, then
+            evaluates, checkpoints and returns (``interrupted=True``), as if the time budget had
+            run out; a second Ctrl-C aborts at once. (default: ``True``)
     """
     from graphkit.engine import JSONLLogger, load_checkpoint, progress as progress_bar, save_checkpoint
+    from graphkit.engine.signals import GracefulStop
 
     if sampler not in ("user", "epoch"):
         raise ValueError(f"sampler must be 'user' or 'epoch', got {sampler!r}")
@@ -191,61 +197,65 @@ def fit(
         all_users, all_items = train[0], train[1]
     bar = progress_bar(range(start_epoch, epochs), desc="train", total=epochs,
                        disable=None if progress is None else not progress, initial=start_epoch)
-    for epoch in bar:
-        model.train()
-        total = 0.0
-        perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
-        for step in range(steps):
-            if sampler == "user":
-                users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator)
-                if uses_own_negatives:
-                    neg = model.sample_negatives(users.numel(), generator=generator, users=users)
-            else:
-                idx = perm[step * batch_size:(step + 1) * batch_size]
-                users, pos = all_users[idx], all_items[idx]
-                if uses_own_negatives:
-                    neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+    stop = GracefulStop(enabled=graceful_stop).__enter__()
+    try:
+        for epoch in bar:
+            model.train()
+            total = 0.0
+            perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
+            for step in range(steps):
+                if sampler == "user":
+                    users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator)
+                    if uses_own_negatives:
+                        neg = model.sample_negatives(users.numel(), generator=generator, users=users)
                 else:
-                    neg = sample_negatives(users, 1, positives, graph.num_items, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(users, pos, neg)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
-                                         "lower the learning rate")
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        record: Dict[str, Any] = {"epoch": epoch, "loss": total / steps}
-        last = epoch == epochs - 1
-        out_of_time = time_budget_s is not None and time.time() - t0 >= time_budget_s
-        if (epoch + 1) % eval_every == 0 or last or out_of_time:
-            sel = evaluate_model(model, graph, select_on, ks=ks, batch_size=eval_batch_size)
-            record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
-            value = sel[monitor]
-            if value > best_value:
-                best_value, best_epoch, bad_evals = value, epoch, 0
-                best_valid = {k: v for k, v in sel.items() if "@" in k}
-                if ckpt_dir is not None:
-                    checkpoint(epoch, ckpt_dir / "best.pt")
+                    idx = perm[step * batch_size:(step + 1) * batch_size]
+                    users, pos = all_users[idx], all_items[idx]
+                    if uses_own_negatives:
+                        neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+                    else:
+                        neg = sample_negatives(users, 1, positives, graph.num_items, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss = model.loss(users, pos, neg)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
+                                             "lower the learning rate")
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            record: Dict[str, Any] = {"epoch": epoch, "loss": total / steps}
+            last = epoch == epochs - 1
+            out_of_time = (time_budget_s is not None and time.time() - t0 >= time_budget_s) or stop.requested
+            if (epoch + 1) % eval_every == 0 or last or out_of_time:
+                sel = evaluate_model(model, graph, select_on, ks=ks, batch_size=eval_batch_size)
+                record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
+                value = sel[monitor]
+                if value > best_value:
+                    best_value, best_epoch, bad_evals = value, epoch, 0
+                    best_valid = {k: v for k, v in sel.items() if "@" in k}
+                    if ckpt_dir is not None:
+                        checkpoint(epoch, ckpt_dir / "best.pt")
+                    else:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_evals += 1
-            record["best_epoch"] = best_epoch
-            history.append(record)
-            if logger is not None:
-                logger.log(**record)
-            if on_eval is not None:
-                on_eval(record)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{value:.4f}"},
-                                best=f"{best_value:.4f}@{best_epoch}")
-            if bad_evals >= patience:
-                stopped_early = True
-        if ckpt_dir is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time or stopped_early):
-            checkpoint(epoch, ckpt_dir / "last.pt")
-        if stopped_early or out_of_time:
-            break
+                    bad_evals += 1
+                record["best_epoch"] = best_epoch
+                history.append(record)
+                if logger is not None:
+                    logger.log(**record)
+                if on_eval is not None:
+                    on_eval(record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{value:.4f}"},
+                                    best=f"{best_value:.4f}@{best_epoch}")
+                if bad_evals >= patience:
+                    stopped_early = True
+            if ckpt_dir is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time or stopped_early):
+                checkpoint(epoch, ckpt_dir / "last.pt")
+            if stopped_early or out_of_time:
+                break
+    finally:
+        stop.__exit__(None, None, None)
     if hasattr(bar, "close"):
         bar.close()
     if logger is not None:
@@ -262,4 +272,4 @@ def fit(
         test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size)
     return FitResult(best_epoch=best_epoch, best_valid=best_valid, test=test, history=history,
                      epochs_run=epoch + 1, wall_time_s=elapsed_before + time.time() - t0,
-                     selected_on=select_on, stopped_early=stopped_early)
+                     selected_on=select_on, stopped_early=stopped_early, interrupted=stop.requested)

@@ -47,3 +47,33 @@ def test_early_stopping_and_selection_on_validation(tmp_path):
     best = max(h["valid_recall@20"] for h in res.history)
     assert res.best_valid["recall@20"] == best
     assert res.history[res.best_epoch]["valid_recall@20"] == best
+
+
+def test_first_sigint_finishes_the_epoch_checkpoints_and_returns(tmp_path):
+    import os
+    import signal
+
+    from graphkit.engine import GracefulStop
+    from graphkit.nn.models import MF
+
+    class Interrupting(MF):
+        calls = 0
+
+        def loss(self, *args):
+            Interrupting.calls += 1
+            if Interrupting.calls == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().loss(*args)
+
+    before = signal.getsignal(signal.SIGINT)
+    torch.manual_seed(0)
+    res = fit(Interrupting(30, 40, embedding_dim=8), tiny_graph(), epochs=50, batch_size=64, eval_every=10,
+              checkpoint_dir=str(tmp_path), progress=False)
+    assert res.interrupted and res.epochs_run == 1 and not res.stopped_early
+    assert (tmp_path / "last.pt").exists() and res.test is not None and res.best_epoch == 0
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
+    again = fit(MF(30, 40, embedding_dim=8), tiny_graph(), epochs=3, batch_size=64, eval_every=10,
+                checkpoint_dir=str(tmp_path), progress=False)  # resumes after the interrupted epoch
+    assert again.epochs_run == 3 and not again.interrupted
+    with GracefulStop(enabled=False) as stop:
+        assert not stop.requested and signal.getsignal(signal.SIGINT) is before
