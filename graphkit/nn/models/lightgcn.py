@@ -185,11 +185,14 @@ class _Propagation:
         self.inner = _relabel_columns(self.enter, self.inv_perm)
         self.leave = _relabel_columns(adj, self.inv_perm)
 
-    def to(self, fn) -> "_Propagation":
-        out = _Propagation.__new__(_Propagation)
+    def apply(self, fn) -> "_Propagation":
+        """A copy with ``fn`` applied to every tensor (see :meth:`torch.nn.Module._apply`)."""
+        out, done = _Propagation.__new__(_Propagation), {}
         for name in ("adj", "perm", "inv_perm", "inner", "enter", "leave"):
             value = getattr(self, name)
-            setattr(out, name, None if value is None else fn(value))
+            if value is not None and id(value) not in done:  # shared matrices stay shared
+                done[id(value)] = fn(value)
+            setattr(out, name, None if value is None else done[id(value)])
         return out
 
 
@@ -401,7 +404,7 @@ class LightGCN(_RankingMixin, Module):
             self._adj = fn(self._adj)
             self.train_edge_index = fn(self.train_edge_index)
         if self._graph is not None:
-            self._graph = self._graph.to(fn)
+            self._graph = self._graph.apply(fn)
         return self
 
     def propagate(self, edge_index: Optional[Tensor] = None) -> Tensor:

@@ -157,3 +157,17 @@ def test_locality_order_changes_nothing_but_the_speed():
     b.loss(users, pos, neg).backward()
     assert torch.allclose(a.embedding.weight.grad, b.embedding.weight.grad, atol=1e-6)
     assert torch.equal(a.recommend(torch.arange(9), k=3), b.recommend(torch.arange(9), k=3))
+
+
+def test_moving_or_casting_the_model_keeps_the_cached_graph_consistent():
+    torch.manual_seed(3)
+    ei = torch.randint(0, 6, (2, 20))
+    for reorder in (True, False):
+        model = LightGCN(6, 6, embedding_dim=3, num_layers=2, reorder_nodes=reorder).set_graph(ei)
+        expected = model.propagate().double()
+        model = model.double()
+        assert model._graph.inner.dtype == torch.float64 and model._graph.enter.dtype == torch.float64
+        assert torch.allclose(model.propagate(), expected, atol=1e-6)
+        model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
+        if not reorder:
+            assert model._graph.inner is model._graph.adj  # one copy, not four
