@@ -197,8 +197,7 @@ def fit(
         all_users, all_items = train[0], train[1]
     bar = progress_bar(range(start_epoch, epochs), desc="train", total=epochs,
                        disable=None if progress is None else not progress, initial=start_epoch)
-    stop = GracefulStop(enabled=graceful_stop).__enter__()
-    try:
+    with GracefulStop(enabled=graceful_stop) as stop:
         for epoch in bar:
             model.train()
             total = 0.0
@@ -254,8 +253,6 @@ def fit(
                 checkpoint(epoch, ckpt_dir / "last.pt")
             if stopped_early or out_of_time:
                 break
-    finally:
-        stop.__exit__(None, None, None)
     if hasattr(bar, "close"):
         bar.close()
     if logger is not None:

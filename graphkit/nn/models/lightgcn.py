@@ -373,9 +373,13 @@ class LightGCN(_RankingMixin, Module):
         self.reorder_nodes = bool(reorder_nodes)
         self.embedding = Embedding(self.num_users + self.num_items, self.embedding_dim)
         self.train_edge_index: Optional[Tensor] = None
-        self._adj: Optional[Tensor] = None
         self._graph: Optional[_Propagation] = None
         self.reset_parameters()
+
+    @property
+    def _adj(self) -> Optional[Tensor]:
+        """The cached normalised adjacency in id order (``None`` before :meth:`set_graph`)."""
+        return None if self._graph is None else self._graph.adj
 
     @property
     def model_args(self) -> Dict[str, Any]:
@@ -394,17 +398,14 @@ class LightGCN(_RankingMixin, Module):
         adj = bipartite_normalized_adjacency(self.train_edge_index, self.num_users, self.num_items)
         perm = locality_order(adj) if self.reorder_nodes and adj.values().numel() else None
         self._graph = _Propagation(adj, perm)
-        self._adj = adj
         self._seen = None
         return self
 
     def _apply(self, fn, *args, **kwargs):  # keep the cached graph on the parameters' device
         super()._apply(fn, *args, **kwargs)
-        if self._adj is not None:
-            self._adj = fn(self._adj)
-            self.train_edge_index = fn(self.train_edge_index)
         if self._graph is not None:
             self._graph = self._graph.apply(fn)
+            self.train_edge_index = fn(self.train_edge_index)
         return self
 
     def propagate(self, edge_index: Optional[Tensor] = None) -> Tensor:
@@ -504,9 +505,6 @@ class MF(_RankingMixin, Module):
         embedding_dim (int): embedding size. (default: :obj:`64`)
         reg_weight (float): L2 coefficient on the batch's embeddings. (default: :obj:`1e-4`)
         init_std (float): standard deviation of the normal initialisation. (default: :obj:`0.1`)
-        reorder_nodes (bool): propagate internally in a locality order of the graph
-            (:func:`locality_order`), which makes the sparse products faster on CPU; the
-            embeddings, ids and results are unchanged up to float rounding. (default: :obj:`True`)
     """
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, reg_weight: float = 1e-4,
