@@ -213,9 +213,9 @@ class LCMAggregation(Aggregation):
             # Every pair reduces the element count by one and every non-empty group ends
             # with one element, so the tree has |E| - (#non-empty groups) pairs in all.
             num_pairs = x.size(0) - int((count > 0).sum())
-            size = num_pairs * 10 * x.size(1)
-            lease = (self._factor_pool.lease(size, x, depth) if self.reuse_buffers
-                     else _Lease(x.new_empty(size), depth))
+            lease = (self._factor_pool.lease(num_pairs, x, depth) if self.reuse_buffers
+                     else _Lease([p.view(num_pairs, x.size(1)) for p in
+                                  _new_planes(num_pairs * x.size(1), x)], depth))
         offset = 0
         for _ in range(depth):
             size = count[index]
@@ -226,8 +226,8 @@ class LCMAggregation(Aggregation):
             if fused:
                 factors = None
                 if lease is not None:
-                    n = left.numel() * 10 * x.size(1)
-                    factors = lease.buffer[offset:offset + n].view(-1, 10, x.size(1))
+                    n = left.numel()
+                    factors = [p[offset:offset + n] for p in lease.planes]
                     offset += n
                 x = _LCMLevel.apply(x, self.gru_cell.weight_ih, self.gru_cell.weight_hh,
                                     self.gru_cell.bias_ih, self.gru_cell.bias_hh, left,
@@ -240,7 +240,7 @@ class LCMAggregation(Aggregation):
             index, pos = index[even_rows], pos[even_rows] // 2
             count = (count + 1) // 2
         if lease is not None:
-            lease.version = lease.buffer._version
+            lease.version = lease.versions()
 
         out = self.identity.to(x.dtype).unsqueeze(0).expand(dim_size, -1)
         if x.size(0) == 0:
@@ -282,42 +282,48 @@ class LCMAggregation(Aggregation):
 
 
 class _Lease:
-    """One forward pass's hold on a factor buffer: busy until the backward of all its
+    """One forward pass's hold on a set of factor planes: busy until the backward of all its
     ``levels`` tree levels has run, or until the graph (which owns the lease) is freed."""
-    __slots__ = ("buffer", "pending", "version", "__weakref__")
+    __slots__ = ("planes", "pending", "version", "__weakref__")
 
-    def __init__(self, buffer: Tensor, levels: int) -> None:
-        self.buffer = buffer
+    def __init__(self, planes: list, levels: int) -> None:
+        self.planes = planes
         self.pending = levels
-        self.version = -1  # the buffer's version counter once the forward pass has filled it
+        self.version = None  # the planes' version counters once the forward pass has filled them
+
+    def versions(self) -> tuple:
+        return tuple(p._version for p in self.planes)
 
     def level_done(self) -> None:
         self.pending -= 1
 
 
 class _BufferPool:
-    """Factor buffers of one :class:`LCMAggregation`, reused across forward passes (see its
-    ``reuse_buffers``). Not copied by :func:`copy.deepcopy` or pickling."""
+    """Factor planes of one :class:`LCMAggregation`, reused across forward passes (see its
+    ``reuse_buffers``). An entry is ten separately allocated flat buffers (one per factor, so
+    that a compiled kernel can write each with plain stores) and the lease holding them. Not
+    copied by :func:`copy.deepcopy` or pickling."""
 
     def __init__(self) -> None:
-        self.entries = []  # [buffer, weakref to the lease holding it, or None]
+        self.entries = []  # [list of 10 flat buffers, weakref to the lease holding it, or None]
 
     @staticmethod
     def _free(entry) -> bool:
         lease = entry[1]() if entry[1] is not None else None
         return lease is None or lease.pending <= 0
 
-    def lease(self, size: int, like: Tensor, levels: int) -> _Lease:
-        fits = [e for e in self.entries if e[0].dtype == like.dtype
-                and e[0].device == like.device and self._free(e)]
-        big = [e for e in fits if e[0].numel() >= size]
+    def lease(self, rows: int, like: Tensor, levels: int) -> _Lease:
+        size = rows * like.size(-1)
+        fits = [e for e in self.entries if e[0][0].dtype == like.dtype
+                and e[0][0].device == like.device and self._free(e)]
+        big = [e for e in fits if e[0][0].numel() >= size]
         if big:
-            entry = min(big, key=lambda e: e[0].numel())
-        else:  # free buffers too small for this call are dropped, not kept beside it
+            entry = min(big, key=lambda e: e[0][0].numel())
+        else:  # free buffers too small for this call are dropped, not kept beside them
             self.entries = [e for e in self.entries if not any(e is f for f in fits)]
-            entry = [like.new_empty(size), None]
+            entry = [_new_planes(size, like), None]
             self.entries.append(entry)
-        lease = _Lease(entry[0][:size], levels)
+        lease = _Lease([p[:size].view(rows, like.size(-1)) for p in entry[0]], levels)
         entry[1] = weakref.ref(lease)
         return lease
 
@@ -329,6 +335,13 @@ class _BufferPool:
 
     def __getstate__(self):
         return {"entries": []}
+
+
+_NUM_FACTORS = 10
+
+
+def _new_planes(size: int, like: Tensor) -> list:
+    return [like.new_empty(size) for _ in range(_NUM_FACTORS)]
 
 
 _CHUNK = 2048  # pairs per block: the block's temporaries (~[2048, 128] floats) stay in cache
@@ -368,16 +381,16 @@ def _split_weights(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
     return w_plus, w_minus, b_rz, w_n, b_n
 
 
-# Layout of the per-pair factors kept by the forward for the backward: row k of a pair's
-# [10, C] block, for order s (input x_s, hidden state x_{1-s}; x_0 = a, x_1 = b):
-#   q_s = (1 - z_s)(1 - n_s^2)  -> d(W_in x_s + b_in)       rows 0 (s=0), 2 (s=1)
-#   q_s r_s                     -> d(W_hn x_{1-s} + b_hn)   rows 3 (s=0), 1 (s=1)
-#   q_s r_s (1 - r_s) g_s       -> d(reset pre-activation)  rows 4, 6   (g_s = W_hn x_{1-s} + b_hn)
-#   z_s (1 - z_s)(x_{1-s} - n_s)-> d(update pre-activation) rows 5, 7
-#   z_s                         -> d(x_{1-s}) as hidden     rows 9, 8
-# so that one broadcast product dh * factors gives, in order, the gradients of
-# [W_n a + b_n | W_n b + b_n] (rows 0-3), of the r/z pre-activations of both orders
-# (rows 4-7) and the direct gradients of [a, b] (rows 8-9).
+# The per-pair factors kept by the forward for the backward, one [P, C] plane each. Plane k,
+# for order s (input x_s, hidden state x_{1-s}; x_0 = a, x_1 = b):
+#   q_s = (1 - z_s)(1 - n_s^2)  -> d(W_in x_s + b_in)       planes 0 (s=0), 2 (s=1)
+#   q_s r_s                     -> d(W_hn x_{1-s} + b_hn)   planes 3 (s=0), 1 (s=1)
+#   q_s r_s (1 - r_s) g_s       -> d(reset pre-activation)  planes 4, 6   (g_s = W_hn x_{1-s} + b_hn)
+#   z_s (1 - z_s)(x_{1-s} - n_s)-> d(update pre-activation) planes 5, 7
+#   z_s                         -> d(x_{1-s}) as hidden     planes 9, 8
+# so that the output gradient times planes [0, 1] is the gradient of W_n a + b_n, times [2, 3]
+# that of W_n b + b_n, times [4, 5] and [6, 7] those of the r/z pre-activations of both orders,
+# and times 8 and 9 the direct gradients of a and b.
 _ROWS = {0: dict(q=0, qr=3, gr=4, gz=5, z=9), 1: dict(q=2, qr=1, gr=6, gz=7, z=8)}
 
 
@@ -391,7 +404,7 @@ class _LCMLevel(torch.autograd.Function):
     cache-resident instead of a fresh ``[P, C]`` allocation per elementwise step. The
     forward keeps, per pair, the ten factors (``_ROWS``) by which the output gradient is
     multiplied on its way to the GRU pre-activations and to the hidden-state inputs, so
-    the backward of all gates is one broadcast product followed by the weight products;
+    the backward of all gates is a few broadcast products followed by the weight products;
     the autograd graph has one node per level."""
 
     @staticmethod
@@ -404,20 +417,23 @@ class _LCMLevel(torch.autograd.Function):
         weights = _split_weights(w_ih, w_hh, b_ih, b_hh)
         keep = any(ctx.needs_input_grad[:5])
         if keep and factors is None:
-            factors = x.new_empty(num_pairs, 10, c)
+            factors = [x.new_empty(num_pairs, c) for _ in range(_NUM_FACTORS)]
         kernels = _compiled_kernels() if compiled and num_pairs >= _CHUNK else None
+        if kernels is not None:
+            x = x.contiguous()
+            pair_rows = torch.stack([left, left + 1], 1).view(-1)
+            _rows_vary(x, out)
         for i in range(0, num_pairs, _CHUNK):
             lb = left[i:i + _CHUNK]
-            p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
-            if kernels is not None and lb.numel() == _CHUNK:  # full block: one fused kernel
-                h = _run_kernel(kernels, "forward", p2, *weights,
-                                factors[i:i + _CHUNK] if keep else None)
-                if h is not None:
-                    out.index_copy_(0, dest_pair[i:i + _CHUNK], h)
+            f = [p[i:i + lb.numel()] for p in factors] if keep else None
+            if kernels is not None and lb.numel() == _CHUNK:  # full block: one compiled call
+                rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
+                args = (x, rows, dest, out, *weights) + ((f,) if keep else ())
+                if _run_kernel(kernels, "forward" if keep else "infer", *args) is not _FAILED:
                     continue
                 kernels = None
+            p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
             n_proj, rz0, rz1, n0, n1 = _gru_pair_gates(p2, *weights, tanh=_tanh_)
-            f = factors[i:i + lb.numel()] if keep else None
             h = None
             for slot, rz, n in ((0, rz0, n0), (1, rz1, n1)):  # input x_s, hidden x_{1-s}
                 r, z = rz[:, :c], rz[:, c:]
@@ -428,17 +444,17 @@ class _LCMLevel(torch.autograd.Function):
                     k = _ROWS[slot]
                     ghn = n_proj[:, 1 - slot, c:]
                     one_minus_z = 1 - z
-                    q = torch.mul(one_minus_z, 1 - n * n, out=f[:, k["q"]])
-                    qr = torch.mul(q, r, out=f[:, k["qr"]])
-                    torch.mul((1 - r).mul_(ghn), qr, out=f[:, k["gr"]])
-                    torch.mul(e.mul_(z), one_minus_z, out=f[:, k["gz"]])
-                    f[:, k["z"]] = z
+                    q = torch.mul(one_minus_z, 1 - n * n, out=f[k["q"]])
+                    qr = torch.mul(q, r, out=f[k["qr"]])
+                    torch.mul((1 - r).mul_(ghn), qr, out=f[k["gr"]])
+                    torch.mul(e.mul_(z), one_minus_z, out=f[k["gz"]])
+                    f[k["z"]].copy_(z)
             out.index_copy_(0, dest_pair[i:i + _CHUNK], h.mul_(0.5))
         if keep:
             ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, left, dest_pair, carry,
                                   dest_carry)
-            # The factors live in a (possibly reused) buffer, not among the saved tensors:
-            # the backward checks their version itself to give a clear error.
+            # The factors live in (possibly reused) planes, not among the saved tensors: the
+            # backward checks their versions itself to give a clear error.
             ctx.factors, ctx.lease, ctx.compiled = factors, lease, compiled
         return out
 
@@ -447,7 +463,7 @@ class _LCMLevel(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, w_ih, w_hh, b_ih, b_hh, left, dest_pair, carry, dest_carry = ctx.saved_tensors
         factors = ctx.factors
-        if ctx.lease is not None and factors._version != ctx.lease.version:
+        if ctx.lease is not None and ctx.lease.versions() != ctx.lease.version:
             raise RuntimeError(
                 "LCMAggregation: the factors saved for this backward pass were overwritten "
                 "by a later forward pass of the same module (a graph kept with "
@@ -455,42 +471,44 @@ class _LCMLevel(torch.autograd.Function):
                 "forward, or construct the module with reuse_buffers=False.")
         c = x.size(1)
         w_plus, w_minus, b_rz, w_n, b_n = _split_weights(w_ih, w_hh, b_ih, b_hh)
+        grad_out = grad_out.contiguous()
         grad_x = x.new_empty(x.shape)  # every row is in a pair or carried: all written
         grad_x.index_copy_(0, carry, grad_out.index_select(0, dest_carry))
         g_plus, g_minus = torch.zeros_like(w_plus), torch.zeros_like(w_minus)
         g_n = torch.zeros_like(w_n)
         g_brz, g_bn = torch.zeros_like(b_rz), torch.zeros_like(b_n)
-        ones = x.new_ones(min(_CHUNK, left.numel()))
+        ones = x.new_ones(min(_CHUNK, left.numel()), 1)
         kernels = _compiled_kernels() if ctx.compiled and left.numel() >= _CHUNK else None
+        if kernels is not None:
+            pair_rows = torch.stack([left, left + 1], 1).view(-1)
+            _rows_vary(x, grad_out, grad_x)
         for i in range(0, left.numel(), _CHUNK):
             lb = left[i:i + _CHUNK]
-            blk = slice(i, i + lb.numel())
-            if kernels is not None and lb.numel() == _CHUNK:  # full block: one fused kernel
-                p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
-                dh = grad_out.index_select(0, dest_pair[blk])
-                res = _run_kernel(kernels, "backward", p2, dh, factors[blk], w_plus, w_minus, w_n,
-                                  ones.view(-1, 1))
-                if res is not None:
-                    da, db, gp, gm, gn, gbrz, gbn = res
-                    grad_x.index_copy_(0, lb, da)
-                    grad_x.index_copy_(0, lb + 1, db)
-                    g_plus += gp
-                    g_minus += gm
-                    g_n += gn
-                    g_brz += gbrz
-                    g_bn += gbn
+            n = lb.numel()
+            f = [p[i:i + n] for p in factors]
+            if kernels is not None and n == _CHUNK:  # full block: one compiled call
+                rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
+                if _run_kernel(kernels, "backward", x, rows, dest, grad_out, grad_x, f,
+                               w_plus, w_minus, w_n, ones,
+                               (g_plus, g_minus, g_n, g_brz, g_bn)) is not _FAILED:
                     continue
                 kernels = None
             a, b = x.index_select(0, lb), x.index_select(0, lb + 1)
-            one = ones[:lb.numel()]
-            dh = grad_out.index_select(0, dest_pair[blk]).mul_(0.5)
-            g = (factors[blk] * dh.unsqueeze(1)).view(-1, 10 * c)
-            dn_a, dn_b = g[:, 0:2 * c], g[:, 2 * c:4 * c]  # of W_n a + b_n, W_n b + b_n
-            g0, g1 = g[:, 4 * c:6 * c], g[:, 6 * c:8 * c]  # r/z pre-activations, both orders
-            du, dv = g0 + g1, g0 - g1
+            one = ones[:n].view(-1)
+            dh = grad_out.index_select(0, dest_pair[i:i + n]).mul_(0.5)
+
+            def scaled(k0, k1):  # [f_k0 * dh | f_k1 * dh]
+                g = dh.new_empty(n, 2 * c)
+                torch.mul(f[k0], dh, out=g[:, :c])
+                torch.mul(f[k1], dh, out=g[:, c:])
+                return g
+
+            dn_a, dn_b = scaled(0, 1), scaled(2, 3)  # of W_n a + b_n, W_n b + b_n
+            g0, g1 = scaled(4, 5), scaled(6, 7)  # r/z pre-activations, both orders
+            du, dv = g0 + g1, g0.sub_(g1)
             ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
-            da = torch.addmm(g[:, 8 * c:9 * c], dn_a, w_n).add_(ds).add_(dd)
-            db = torch.addmm(g[:, 9 * c:], dn_b, w_n).add_(ds).sub_(dd)
+            da = torch.addmm(f[8] * dh, dn_a, w_n).add_(ds).add_(dd)
+            db = torch.addmm(f[9] * dh, dn_b, w_n).add_(ds).sub_(dd)
             grad_x.index_copy_(0, lb, da)
             grad_x.index_copy_(0, lb + 1, db)
             g_plus.addmm_(du.t(), a + b)
@@ -507,19 +525,27 @@ class _LCMLevel(torch.autograd.Function):
                 None, None, None, None, None, None, None)
 
 
-def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
-                   b_n: Tensor, factors: Optional[Tensor] = None) -> Tensor:
-    r"""The operator on a ``[P, 2, C]`` block of pairs for :func:`torch.compile`: returns
-    ``h [P, C]`` and, if given ``factors [P, 10, C]``, writes the backward factors into it
-    (layout of ``_ROWS``), so that the compiled kernel stores them straight into the level's
-    buffer. Without ``factors`` (inference) they are not computed."""
+# --- the compiled block kernels -----------------------------------------------------------
+# Each full block of pairs is one call: the gather of its pairs from the level's rows, the
+# GRU products, the gates, the stores of the factors and the scatter of the results to the
+# next level's rows (forward), or the gather of the output gradient, the gradient products,
+# the scatter into the input gradient and the accumulation of the weight gradients
+# (backward). Inductor fuses the gathers and scatters into the elementwise loops, so no
+# [P, C] block is copied on its own, and every factor plane is written with plain stores.
+
+def _block_gates(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
+                 b_n: Tensor, with_factors: bool):
+    r"""The operator on a ``[P, 2, C]`` block of pairs: ``h [P, C]`` and, if asked, the ten
+    backward factors (planes in the order of ``_ROWS``)."""
     c = p2.size(-1)
     a, b = p2[:, 0], p2[:, 1]
-    u = torch.addmm(b_rz, a + b, w_plus.t())
+    # products without bias: the biases are added in the elementwise loops that read them
+    u = torch.mm(a + b, w_plus.t()) + b_rz
     v = torch.mm(a - b, w_minus.t())
-    n_proj = torch.addmm(b_n, p2.reshape(-1, c), w_n.t()).view(-1, 2, 2 * c)
+    n_proj = (torch.mm(p2.reshape(-1, c), w_n.t()) + b_n).view(-1, 2, 2 * c)
     rz = (torch.sigmoid(u + v), torch.sigmoid(u - v))
     h = None
+    planes = [None] * _NUM_FACTORS
     for slot in (0, 1):
         r, z = rz[slot][:, :c], rz[slot][:, c:]
         ghn = n_proj[:, 1 - slot, c:]
@@ -529,56 +555,96 @@ def _block_forward(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_
         e = p2[:, 1 - slot] - n
         h_s = n + z * e
         h = h_s if h is None else h + h_s
-        if factors is not None:
+        if with_factors:
             k = _ROWS[slot]
             q = (1 - z) * (1 - n * n)
             qr = q * r
-            factors[:, k["q"]] = q
-            factors[:, k["qr"]] = qr
-            factors[:, k["gr"]] = (1 - r) * ghn * qr
-            factors[:, k["gz"]] = z * (1 - z) * e
-            factors[:, k["z"]] = z
-    return 0.5 * h
+            planes[k["q"]], planes[k["qr"]] = q, qr
+            planes[k["gr"]] = (1 - r) * ghn * qr
+            planes[k["gz"]] = z * (1 - z) * e
+            planes[k["z"]] = z
+    return 0.5 * h, planes
 
 
-def _block_backward(p2: Tensor, grad_h: Tensor, factors: Tensor, w_plus: Tensor,
-                    w_minus: Tensor, w_n: Tensor, ones: Tensor):
-    r"""Backward of :func:`_block_forward` for a block: gradients of ``a`` and ``b`` and this
-    block's contributions to the weight and bias gradients (as in :meth:`_LCMLevel.backward`)."""
-    c = p2.size(-1)
+def _block_forward(x: Tensor, rows: Tensor, dest: Tensor, out: Tensor, w_plus: Tensor,
+                   w_minus: Tensor, b_rz: Tensor, w_n: Tensor, b_n: Tensor, factors: list):
+    r"""Training forward of one block: pairs ``x[rows[2k]], x[rows[2k+1]]``; writes the
+    results to ``out[dest]`` and the factors to the ten ``[P, C]`` planes ``factors``."""
+    p2 = x.index_select(0, rows).view(-1, 2, x.size(-1))
+    h, planes = _block_gates(p2, w_plus, w_minus, b_rz, w_n, b_n, True)
+    for buf, value in zip(factors, planes):
+        buf.copy_(value)
+    out.index_copy_(0, dest, h)
+
+
+def _block_infer(x: Tensor, rows: Tensor, dest: Tensor, out: Tensor, w_plus: Tensor,
+                 w_minus: Tensor, b_rz: Tensor, w_n: Tensor, b_n: Tensor):
+    r"""Forward of one block without factors (no gradient needed)."""
+    p2 = x.index_select(0, rows).view(-1, 2, x.size(-1))
+    out.index_copy_(0, dest, _block_gates(p2, w_plus, w_minus, b_rz, w_n, b_n, False)[0])
+
+
+def _block_backward(x: Tensor, rows: Tensor, dest: Tensor, grad_out: Tensor, grad_x: Tensor,
+                    factors: list, w_plus: Tensor, w_minus: Tensor, w_n: Tensor, ones: Tensor,
+                    grads: tuple):
+    r"""Backward of one block (as in :meth:`_LCMLevel.backward`): writes the gradients of the
+    pair rows into ``grad_x[rows]`` and adds this block's weight and bias gradients to
+    ``grads = (g_plus, g_minus, g_n, g_brz, g_bn)``."""
+    c = x.size(-1)
+    p2 = x.index_select(0, rows).view(-1, 2, c)
     a, b = p2[:, 0], p2[:, 1]
-    g = (factors * (0.5 * grad_h).unsqueeze(1)).reshape(-1, 10 * c)
-    dn_a, dn_b = g[:, 0:2 * c], g[:, 2 * c:4 * c]
-    g0, g1 = g[:, 4 * c:6 * c], g[:, 6 * c:8 * c]
+    dh = 0.5 * grad_out.index_select(0, dest)
+    f = factors
+    dn_a = torch.cat([f[0] * dh, f[1] * dh], 1)
+    dn_b = torch.cat([f[2] * dh, f[3] * dh], 1)
+    g0 = torch.cat([f[4] * dh, f[5] * dh], 1)
+    g1 = torch.cat([f[6] * dh, f[7] * dh], 1)
     du, dv = g0 + g1, g0 - g1
     ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
-    da = g[:, 8 * c:9 * c] + torch.mm(dn_a, w_n) + ds + dd
-    db = g[:, 9 * c:] + torch.mm(dn_b, w_n) + ds - dd
-    g_plus = torch.mm(du.t(), a + b)
-    g_minus = torch.mm(dv.t(), a - b)
-    g_n = torch.mm(dn_a.t(), a) + torch.mm(dn_b.t(), b)
+    da = f[8] * dh + torch.mm(dn_a, w_n) + ds + dd
+    db = f[9] * dh + torch.mm(dn_b, w_n) + ds - dd
+    grad_x.index_copy_(0, rows, torch.stack([da, db], 1).view(-1, c))
+    g_plus, g_minus, g_n, g_brz, g_bn = grads
+    g_plus.add_(torch.mm(du.t(), a + b))
+    g_minus.add_(torch.mm(dv.t(), a - b))
+    g_n.add_(torch.mm(dn_a.t(), a) + torch.mm(dn_b.t(), b))
     # bias gradients as products with a ones column (a column-sum reduction compiles slower)
-    return (da, db, g_plus, g_minus, g_n, torch.mm(du.t(), ones).view(-1),
-            torch.mm((dn_a + dn_b).t(), ones).view(-1))
+    g_brz.add_(torch.mm(du.t(), ones).view(-1))
+    g_bn.add_(torch.mm((dn_a + dn_b).t(), ones).view(-1))
 
 
 _KERNELS: dict = {}
+_FAILED = object()
 
 
 def _compiled_kernels():
-    """The block kernels wrapped by :func:`torch.compile` (static block shape; compiled at
-    their first call), or ``None`` once compiling has failed here."""
+    """The block kernels wrapped by :func:`torch.compile` (static block and channel sizes,
+    the number of rows of the level's tensors dynamic; compiled at their first call), or
+    ``None`` once compiling has failed here. Inductor's pattern matcher is off for them: on
+    CPU it turns every product-plus-bias into ``addmm``, which first copies the bias or the
+    other summand into the output, where the fused elementwise loop adds it for free."""
     if _KERNELS.get("failed"):
         return None
     if not _KERNELS:
-        compile_ = functools.partial(torch.compile, dynamic=False, fullgraph=True)
-        _KERNELS.update(forward=compile_(_block_forward), backward=compile_(_block_backward))
+        compile_ = functools.partial(torch.compile, dynamic=False, fullgraph=True,
+                                     options={"pattern_matcher": False})
+        _KERNELS.update(forward=compile_(_block_forward), infer=compile_(_block_infer),
+                        backward=compile_(_block_backward))
     return _KERNELS
+
+
+def _rows_vary(*tensors: Tensor) -> None:
+    """Marks the number of rows of the level's tensors as dynamic, so that one compiled
+    kernel serves every level and graph size."""
+    import torch._dynamo
+
+    for t in tensors:
+        torch._dynamo.maybe_mark_dynamic(t, 0)
 
 
 def _run_kernel(kernels, name: str, *args):
     """Calls a compiled block kernel; on a compile failure (no C++ compiler, unsupported
-    platform, ...) warns once, switches the compiled path off and returns ``None`` so that
+    platform, ...) warns once, switches the compiled path off and returns ``_FAILED`` so that
     the caller falls back to the eager computation of the same block."""
     try:
         return kernels[name](*args)
@@ -588,7 +654,7 @@ def _run_kernel(kernels, name: str, *args):
         warnings.warn(f"LCMAggregation(compiled_kernels=True): torch.compile failed here "
                       f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                       "using the eager path", RuntimeWarning)
-        return None
+        return _FAILED
 
 
 def _tanh_(t: Tensor) -> Tensor:

@@ -235,10 +235,10 @@ def test_factor_buffers_are_reused_and_give_the_same_gradients():
     index = torch.randint(0, 7, (60,)).sort().values
     x, w = torch.randn(60, 5, dtype=torch.double), torch.randn(9, 5, dtype=torch.double)
     a = _grads(reused, x, index, w)
-    ptr = reused._factor_pool.entries[0][0].data_ptr()
+    ptr = reused._factor_pool.entries[0][0][0].data_ptr()
     a2 = _grads(reused, x, index, w)  # second step: same storage, same numbers
     assert len(reused._factor_pool.entries) == 1
-    assert reused._factor_pool.entries[0][0].data_ptr() == ptr
+    assert reused._factor_pool.entries[0][0][0].data_ptr() == ptr
     b = _grads(fresh, x, index, w)
     assert fresh._factor_pool.entries == []
     for u, v, t in zip(a, a2, b):
