@@ -423,13 +423,14 @@ class _LCMLevel(torch.autograd.Function):
         if kernels is not None:
             x = x.contiguous()
             pair_rows = torch.stack([left, left + 1], 1).view(-1)
-            _rows_vary(x, out)
+            x_rows = x.view(x.shape)  # the dynamic-size mark goes on this view, not the input
+            _rows_vary(x_rows, out)
         for i in range(0, num_pairs, _CHUNK):
             lb = left[i:i + _CHUNK]
             f = [p[i:i + lb.numel()] for p in factors] if keep else None
             if kernels is not None and lb.numel() == _CHUNK:  # full block: one compiled call
                 rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
-                args = (x, rows, dest, out, *weights) + ((f,) if keep else ())
+                args = (x_rows, rows, dest, out, *weights) + ((f,) if keep else ())
                 if _run_kernel(kernels, "forward" if keep else "infer", *args) is not _FAILED:
                     continue
                 kernels = None
@@ -482,14 +483,15 @@ class _LCMLevel(torch.autograd.Function):
         kernels = _compiled_kernels() if ctx.compiled and left.numel() >= _CHUNK else None
         if kernels is not None:
             pair_rows = torch.stack([left, left + 1], 1).view(-1)
-            _rows_vary(x, grad_out, grad_x)
+            x_rows, grad_rows = x.view(x.shape), grad_out.view(grad_out.shape)
+            _rows_vary(x_rows, grad_rows, grad_x)
         for i in range(0, left.numel(), _CHUNK):
             lb = left[i:i + _CHUNK]
             n = lb.numel()
             f = [p[i:i + n] for p in factors]
             if kernels is not None and n == _CHUNK:  # full block: one compiled call
                 rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
-                if _run_kernel(kernels, "backward", x, rows, dest, grad_out, grad_x, f,
+                if _run_kernel(kernels, "backward", x_rows, rows, dest, grad_rows, grad_x, f,
                                w_plus, w_minus, w_n, ones,
                                (g_plus, g_minus, g_n, g_brz, g_bn)) is not _FAILED:
                     continue

@@ -317,3 +317,31 @@ def test_compiled_kernels_fall_back_to_eager_with_a_warning(monkeypatch):
     assert lcm_module._KERNELS == {"failed": True}
     for a, b in zip(_grads(eager, x, index, w), got):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_compiled_kernels_compile_once_for_every_level_and_graph_size(monkeypatch):
+    """The row counts of a level's tensors are dynamic: graphs of other sizes (and every tree
+    level) reuse the compiled kernels instead of compiling new ones."""
+    import torch._dynamo
+
+    import graphkit.nn.aggr.lcm as lcm_module
+
+    monkeypatch.setattr(lcm_module, "_CHUNK", 4)
+    torch.manual_seed(5)
+    aggr = LCMAggregation(6, 6, project=False, compiled_kernels=True)
+    counters = torch._dynamo.utils.counters["stats"]
+
+    def step(num_elements, num_groups):
+        index = torch.randint(0, num_groups, (num_elements,)).sort().values
+        x = torch.randn(num_elements, 6, requires_grad=True)
+        aggr(x, index, dim_size=num_groups).sum().backward()
+        with torch.no_grad():
+            aggr(x, index, dim_size=num_groups)
+
+    step(70, 5)
+    if lcm_module._KERNELS.get("failed"):
+        pytest.skip("torch.compile is not usable on this machine (the module fell back to eager)")
+    compiled = counters["unique_graphs"]
+    for size in (90, 133, 301):
+        step(size, 7)
+    assert counters["unique_graphs"] == compiled
