@@ -260,9 +260,14 @@ def test_factor_buffers_are_reused_and_give_the_same_gradients():
     assert reused._factor_pool.entries == []
 
 
-def test_overwritten_factors_raise_instead_of_wrong_gradients():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_overwritten_factors_raise_instead_of_wrong_gradients(monkeypatch, compiled):
+    import graphkit.nn.aggr.lcm as lcm_module
+
+    if compiled:  # full blocks, so that the compiled kernels write the factor planes
+        monkeypatch.setattr(lcm_module, "_CHUNK", 4)
     torch.manual_seed(11)
-    aggr = LCMAggregation(4, 4, project=False)
+    aggr = LCMAggregation(4, 4, project=False, compiled_kernels=compiled)
     index = torch.randint(0, 5, (40,)).sort().values
     x = torch.randn(40, 4, requires_grad=True)
     loss = aggr(x, index, dim_size=5).sum()
