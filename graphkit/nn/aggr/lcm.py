@@ -420,9 +420,9 @@ class _LCMLevel(torch.autograd.Function):
         if keep and factors is None:
             factors = [x.new_empty(num_pairs, c) for _ in range(_NUM_FACTORS)]
         kernels = _compiled_kernels() if compiled and num_pairs >= _CHUNK else None
+        pair_rows = torch.stack([left, left + 1], 1).view(-1)  # rows of pair k: 2k, 2k + 1
         if kernels is not None:
             x = x.contiguous()
-            pair_rows = torch.stack([left, left + 1], 1).view(-1)
             x_rows = x.view(x.shape)  # the dynamic-size mark goes on this view, not the input
             _rows_vary(x_rows, out)
         for i in range(0, num_pairs, _CHUNK):
@@ -434,7 +434,7 @@ class _LCMLevel(torch.autograd.Function):
                 if _run_kernel(kernels, "forward" if keep else "infer", *args) is not _FAILED:
                     continue
                 kernels = None
-            p2 = x.index_select(0, torch.stack([lb, lb + 1], 1).view(-1)).view(-1, 2, c)
+            p2 = x.index_select(0, pair_rows[2 * i:2 * (i + lb.numel())]).view(-1, 2, c)
             n_proj, rz0, rz1, n0, n1 = _gru_pair_gates(p2, *weights, tanh=_tanh_)
             h = None
             for slot, rz, n in ((0, rz0, n0), (1, rz1, n1)):  # input x_s, hidden x_{1-s}
