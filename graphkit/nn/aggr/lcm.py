@@ -65,7 +65,10 @@ class LCMAggregation(Aggregation):
       cache-sized blocks of pairs, computes the reset/update products of both orders
       from :math:`a+b` and :math:`a-b` (8 instead of 12 :math:`C^2` multiply-adds per
       pair), and keeps 10C numbers per pair for a hand-written backward, in storage that
-      is reused from one training step to the next (:obj:`reuse_buffers`).
+      is reused from one training step to the next (:obj:`reuse_buffers`). The tree's
+      schedule (which rows pair up at every level) depends on :obj:`index` only: it is built
+      once and reused while the same, unmodified index tensor comes back with the same
+      :obj:`dim_size` (full-graph training), and built anew for any other.
     * **index order.** PyG raises on an unsorted :obj:`index`; here it is
       sorted stably (elements keep their relative order inside a group).
     * **regulariser.** PyG has no associativity regulariser.
@@ -106,7 +109,7 @@ class LCMAggregation(Aggregation):
             block, in which the gather of the pairs, the elementwise work (some forty eager
             passes) and the scatter of the results are fused loops around the matrix
             products; the same math, equal up to float rounding. On CPU this made forward +
-            backward about 1.6x faster than the eager path here (``benchmarks/bench_aggr.py``),
+            backward about 1.7x faster than the eager path here (``benchmarks/bench_aggr.py``),
             at the price of compiling the kernels (tens of seconds, once per process, channel
             size and dtype; the compiled code is cached on disk by PyTorch). Needs a working
             :func:`torch.compile` backend (on CPU, a C++ compiler); if compiling fails the
@@ -145,6 +148,7 @@ class LCMAggregation(Aggregation):
         self.reuse_buffers = bool(reuse_buffers)
         self.compiled_kernels = bool(compiled_kernels)
         self._factor_pool = _BufferPool()
+        self._plan_cache = _PlanCache()
 
         self.lin = Linear(in_channels, out_channels) if project else None
         self.gru_cell = GRUCell(out_channels, out_channels)
@@ -184,24 +188,22 @@ class LCMAggregation(Aggregation):
         dim: int = -2,
         max_num_elements: Optional[int] = None,
     ) -> Tensor:
+        index_arg = index if index is not None else ptr
         index, dim_size = check_inputs("LCMAggregation", x, index, ptr, dim_size, dim)
         if x.size(-1) != self.in_channels:
             raise ValueError(f"LCMAggregation: expected {self.in_channels} input channels "
                              f"(got {x.size(-1)})")
         if self.lin is not None:
             x = self.lin(x).relu()
-        if not is_sorted(index):
-            index, perm = torch.sort(index, stable=True)
-            x = x[perm]
+        plan = self._tree_plan(index if index_arg is None else index_arg, index, dim_size)
+        if plan.perm is not None:  # unsorted index: sorted stably, as a cached permutation
+            x = x[plan.perm]
 
         if self.training and self.assoc_samples > 0 and x.size(0) > 0:
             self.assoc_loss = self.associativity_loss(x, self.assoc_samples)
         else:
             self.assoc_loss = None
 
-        count, _, pos = group_positions(index, dim_size)
-        max_count = int(count.max()) if count.numel() > 0 else 0
-        depth = math.ceil(math.log2(max_count)) if max_count > 1 else 0
         # `x` stays in group order (sorted by group, then position inside the group). At
         # every level the elements at positions 2k and 2k+1 of a group are combined and an
         # unpaired last element is carried. The even-position elements, in group order, are
@@ -209,44 +211,47 @@ class LCMAggregation(Aggregation):
         # padding and no re-sorting.
         fused = type(self)._combine_pairs is LCMAggregation._combine_pairs
         lease = None
-        if fused and depth > 0 and torch.is_grad_enabled() and (
+        if fused and plan.levels and torch.is_grad_enabled() and (
                 x.requires_grad or any(p.requires_grad for p in self.gru_cell.parameters())):
-            # Every pair reduces the element count by one and every non-empty group ends
-            # with one element, so the tree has |E| - (#non-empty groups) pairs in all.
-            num_pairs = x.size(0) - int((count > 0).sum())
-            lease = (self._factor_pool.lease(num_pairs, x, depth) if self.reuse_buffers
-                     else _Lease([p.view(num_pairs, x.size(1)) for p in
-                                  _new_planes(num_pairs * x.size(1), x)], depth))
+            lease = (self._factor_pool.lease(plan.num_pairs, x, len(plan.levels))
+                     if self.reuse_buffers else
+                     _Lease([p.view(plan.num_pairs, x.size(1)) for p in
+                             _new_planes(plan.num_pairs * x.size(1), x)], len(plan.levels)))
         offset = 0
-        for _ in range(depth):
-            size = count[index]
-            even_rows = (pos % 2 == 0).nonzero().view(-1)
-            is_pair = pos[even_rows] + 1 < size[even_rows]
-            left, carry = even_rows[is_pair], even_rows[~is_pair]
-            dest_pair, dest_carry = is_pair.nonzero().view(-1), (~is_pair).nonzero().view(-1)
+        for level in plan.levels:
             if fused:
                 factors = None
                 if lease is not None:
-                    n = left.numel()
+                    n = level.left.numel()
                     factors = [p[offset:offset + n] for p in lease.planes]
                     offset += n
                 x = _LCMLevel.apply(x, self.gru_cell.weight_ih, self.gru_cell.weight_hh,
-                                    self.gru_cell.bias_ih, self.gru_cell.bias_hh, left,
-                                    dest_pair, carry, dest_carry, factors, lease,
-                                    self.compiled_kernels)
+                                    self.gru_cell.bias_ih, self.gru_cell.bias_hh, level,
+                                    factors, lease, self.compiled_kernels)
             else:
+                left = level.left
                 combined = self._combine_pairs(torch.stack([x[left], x[left + 1]], 1))
-                x = x.new_empty(even_rows.numel(), x.size(1)).index_put(
-                    (dest_pair,), combined).index_put((dest_carry,), x[carry])
-            index, pos = index[even_rows], pos[even_rows] // 2
-            count = (count + 1) // 2
+                x = x.new_empty(level.num_rows, x.size(1)).index_put(
+                    (level.dest_pair,), combined).index_put((level.dest_carry,), x[level.carry])
         if lease is not None:
             lease.version = lease.versions()
 
         out = self.identity.to(x.dtype).unsqueeze(0).expand(dim_size, -1)
         if x.size(0) == 0:
             return out.clone()
-        return out.index_copy(0, index, x)
+        return out.index_copy(0, plan.index, x)
+
+    def _tree_plan(self, key: Tensor, index: Tensor, dim_size: int) -> "_TreePlan":
+        r"""The reduction schedule for ``index`` (see :class:`_TreePlan`), reused while the
+        same index tensor (``key``: the caller's ``index`` or ``ptr``), unchanged since (its
+        version counter), comes back with the same :obj:`dim_size`, as in full-graph
+        training; any other input builds a new one."""
+        cached = self._plan_cache.get(key, dim_size)
+        if cached is not None:
+            return cached
+        plan = _TreePlan(index, dim_size)
+        self._plan_cache.put(key, dim_size, plan)
+        return plan
 
     def _combine_pairs(self, pairs: Tensor) -> Tensor:
         r"""The operator on a ``[P, 2, C]`` tensor of pairs, ``[P, C]`` out (autograd
@@ -280,6 +285,76 @@ class LCMAggregation(Aggregation):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"project={self.project})")
+
+
+class _Level:
+    """One level of the reduction tree: rows ``left`` and ``left + 1`` of the level's input are
+    combined into row ``dest_pair`` of its output and rows ``carry`` are copied to rows
+    ``dest_carry``; ``pair_rows`` interleaves ``left`` and ``left + 1`` (rows of pair ``k``
+    at ``2k`` and ``2k + 1``)."""
+    __slots__ = ("left", "pair_rows", "dest_pair", "carry", "dest_carry", "num_rows")
+
+    def __init__(self, left: Tensor, dest_pair: Tensor, carry: Tensor, dest_carry: Tensor):
+        self.left, self.dest_pair, self.carry, self.dest_carry = left, dest_pair, carry, dest_carry
+        self.pair_rows = torch.stack([left, left + 1], 1).view(-1)
+        self.num_rows = dest_pair.numel() + dest_carry.numel()
+
+
+class _TreePlan:
+    r"""The balanced-tree schedule of a reduction over ``index``: the stable sorting
+    permutation (``None`` if ``index`` is sorted), the :class:`_Level` of every tree level,
+    the total number of pairs and the group of every row left at the end (``index``). It
+    depends on ``index`` and ``dim_size`` only, so one plan serves every forward pass over the
+    same groups."""
+
+    def __init__(self, index: Tensor, dim_size: int) -> None:
+        self.perm = None
+        if not is_sorted(index):
+            index, self.perm = torch.sort(index, stable=True)
+        count, _, pos = group_positions(index, dim_size)
+        # Every pair reduces the element count by one and every non-empty group ends with
+        # one element, so the tree has |E| - (#non-empty groups) pairs in all.
+        self.num_pairs = index.numel() - int((count > 0).sum())
+        max_count = int(count.max()) if count.numel() > 0 else 0
+        depth = math.ceil(math.log2(max_count)) if max_count > 1 else 0
+        self.levels = []
+        for _ in range(depth):
+            size = count[index]
+            even_rows = (pos % 2 == 0).nonzero().view(-1)
+            is_pair = pos[even_rows] + 1 < size[even_rows]
+            self.levels.append(_Level(even_rows[is_pair], is_pair.nonzero().view(-1),
+                                      even_rows[~is_pair], (~is_pair).nonzero().view(-1)))
+            index, pos = index[even_rows], pos[even_rows] // 2
+            count = (count + 1) // 2
+        self.index = index
+
+
+class _PlanCache:
+    """The last :class:`_TreePlan` of a module and what it was built for: the index tensor
+    (held weakly), its version counter and ``dim_size``. Not copied by
+    :func:`copy.deepcopy` or pickling."""
+
+    def __init__(self) -> None:
+        self.entry = None
+
+    def get(self, key: Tensor, dim_size: int):
+        if self.entry is None or key.is_inference():
+            return None
+        ref, version, size, plan = self.entry
+        if ref() is key and key._version == version and size == dim_size:
+            return plan
+        return None
+
+    def put(self, key: Tensor, dim_size: int, plan: _TreePlan) -> None:
+        # inference tensors have no version counter: their plans are not kept
+        self.entry = None if key.is_inference() else (
+            weakref.ref(key), key._version, dim_size, plan)
+
+    def __deepcopy__(self, memo):
+        return _PlanCache()
+
+    def __getstate__(self):
+        return {"entry": None}
 
 
 class _Lease:
@@ -399,72 +474,81 @@ class _LCMLevel(torch.autograd.Function):
     r"""One level of the reduction tree with the operator
     :math:`\tfrac12(\mathrm{GRU}(a,b)+\mathrm{GRU}(b,a))`: rows ``left`` and ``left + 1``
     of ``x`` are combined into row ``dest_pair`` of the output, rows ``carry`` are copied
-    to rows ``dest_carry``.
+    to rows ``dest_carry`` (a :class:`_Level`).
 
     Forward and backward run over blocks of pairs, so the temporaries are small and
     cache-resident instead of a fresh ``[P, C]`` allocation per elementwise step. The
     forward keeps, per pair, the ten factors (``_ROWS``) by which the output gradient is
     multiplied on its way to the GRU pre-activations and to the hidden-state inputs, so
     the backward of all gates is a few broadcast products followed by the weight products;
-    the autograd graph has one node per level."""
+    the autograd graph has one node per level.
+
+    With compiled kernels every block has ``_CHUNK`` pairs: a level whose pair count is not a
+    multiple of it ends with the block of its last ``_CHUNK`` pairs, which overlaps the block
+    before. Its forward writes the same results and factors for the shared pairs again; its
+    backward writes the same input gradients again and leaves the shared pairs out of the
+    weight gradients (they are masked out of the products). Only levels with fewer pairs
+    than one block run eagerly."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, left, dest_pair, carry, dest_carry,
-                factors=None, lease=None, compiled=False):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, level, factors=None, lease=None,
+                compiled=False):
         c = x.size(1)
+        left, pair_rows, dest_pair = level.left, level.pair_rows, level.dest_pair
         num_pairs = left.numel()
-        out = x.new_empty(dest_pair.numel() + dest_carry.numel(), c)
-        out.index_copy_(0, dest_carry, x.index_select(0, carry))
+        out = x.new_empty(level.num_rows, c)
+        out.index_copy_(0, level.dest_carry, x.index_select(0, level.carry))
         weights = _split_weights(w_ih, w_hh, b_ih, b_hh)
         keep = any(ctx.needs_input_grad[:5])
         if keep and factors is None:
             factors = [x.new_empty(num_pairs, c) for _ in range(_NUM_FACTORS)]
         kernels = _compiled_kernels() if compiled and num_pairs >= _CHUNK else None
-        pair_rows = torch.stack([left, left + 1], 1).view(-1)  # rows of pair k: 2k, 2k + 1
         if kernels is not None:
             x = x.contiguous()
             x_rows = x.view(x.shape)  # the dynamic-size mark goes on this view, not the input
             _rows_vary(x_rows, out)
         for i in range(0, num_pairs, _CHUNK):
-            lb = left[i:i + _CHUNK]
-            f = [p[i:i + lb.numel()] for p in factors] if keep else None
-            if kernels is not None and lb.numel() == _CHUNK:  # full block: one compiled call
-                rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
+            n = min(_CHUNK, num_pairs - i)
+            if kernels is not None:  # one compiled call on a full block (see the class doc)
+                j = min(i, num_pairs - _CHUNK)
+                f = [p[j:j + _CHUNK] for p in factors] if keep else None
+                rows, dest = pair_rows[2 * j:2 * j + 2 * _CHUNK], dest_pair[j:j + _CHUNK]
                 args = (x_rows, rows, dest, out, *weights) + ((f,) if keep else ())
                 if _run_kernel(kernels, "forward" if keep else "infer", *args) is not _FAILED:
                     continue
                 kernels = None
-            p2 = x.index_select(0, pair_rows[2 * i:2 * (i + lb.numel())]).view(-1, 2, c)
+            f = [p[i:i + n] for p in factors] if keep else None
+            p2 = x.index_select(0, pair_rows[2 * i:2 * (i + n)]).view(-1, 2, c)
             n_proj, rz0, rz1, n0, n1 = _gru_pair_gates(p2, *weights, tanh=_tanh_)
             h = None
-            for slot, rz, n in ((0, rz0, n0), (1, rz1, n1)):  # input x_s, hidden x_{1-s}
+            for slot, rz, nn_ in ((0, rz0, n0), (1, rz1, n1)):  # input x_s, hidden x_{1-s}
                 r, z = rz[:, :c], rz[:, c:]
-                e = p2[:, 1 - slot] - n
-                h_s = torch.addcmul(n, z, e)
+                e = p2[:, 1 - slot] - nn_
+                h_s = torch.addcmul(nn_, z, e)
                 h = h_s if h is None else h.add_(h_s)
                 if keep:
                     k = _ROWS[slot]
                     ghn = n_proj[:, 1 - slot, c:]
                     one_minus_z = 1 - z
-                    q = torch.mul(one_minus_z, 1 - n * n, out=f[k["q"]])
+                    q = torch.mul(one_minus_z, 1 - nn_ * nn_, out=f[k["q"]])
                     qr = torch.mul(q, r, out=f[k["qr"]])
                     torch.mul((1 - r).mul_(ghn), qr, out=f[k["gr"]])
                     torch.mul(e.mul_(z), one_minus_z, out=f[k["gz"]])
                     f[k["z"]].copy_(z)
-            out.index_copy_(0, dest_pair[i:i + _CHUNK], h.mul_(0.5))
+            out.index_copy_(0, dest_pair[i:i + n], h.mul_(0.5))
         if keep:
-            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, left, dest_pair, carry,
-                                  dest_carry)
+            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh)
             # The factors live in (possibly reused) planes, not among the saved tensors: the
             # backward checks their versions itself to give a clear error.
-            ctx.factors, ctx.lease, ctx.compiled = factors, lease, compiled
+            ctx.level, ctx.factors, ctx.lease, ctx.compiled = level, factors, lease, compiled
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        x, w_ih, w_hh, b_ih, b_hh, left, dest_pair, carry, dest_carry = ctx.saved_tensors
-        factors = ctx.factors
+        x, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        level, factors = ctx.level, ctx.factors
+        left, dest_pair = level.left, level.dest_pair
         if ctx.lease is not None and ctx.lease.versions() != ctx.lease.version:
             raise RuntimeError(
                 "LCMAggregation: the factors saved for this backward pass were overwritten "
@@ -472,30 +556,36 @@ class _LCMLevel(torch.autograd.Function):
                 "retain_graph=True across another forward). Run backward before the next "
                 "forward, or construct the module with reuse_buffers=False.")
         c = x.size(1)
+        num_pairs = left.numel()
         w_plus, w_minus, b_rz, w_n, b_n = _split_weights(w_ih, w_hh, b_ih, b_hh)
         grad_out = grad_out.contiguous()
         grad_x = x.new_empty(x.shape)  # every row is in a pair or carried: all written
-        grad_x.index_copy_(0, carry, grad_out.index_select(0, dest_carry))
+        grad_x.index_copy_(0, level.carry, grad_out.index_select(0, level.dest_carry))
         g_plus, g_minus = torch.zeros_like(w_plus), torch.zeros_like(w_minus)
         g_n = torch.zeros_like(w_n)
         g_brz, g_bn = torch.zeros_like(b_rz), torch.zeros_like(b_n)
-        ones = x.new_ones(min(_CHUNK, left.numel()), 1)
-        kernels = _compiled_kernels() if ctx.compiled and left.numel() >= _CHUNK else None
+        ones = x.new_ones(min(_CHUNK, num_pairs), 1)
+        kernels = _compiled_kernels() if ctx.compiled and num_pairs >= _CHUNK else None
         if kernels is not None:
-            pair_rows = torch.stack([left, left + 1], 1).view(-1)
             x_rows, grad_rows = x.view(x.shape), grad_out.view(grad_out.shape)
             _rows_vary(x_rows, grad_rows, grad_x)
-        for i in range(0, left.numel(), _CHUNK):
-            lb = left[i:i + _CHUNK]
-            n = lb.numel()
-            f = [p[i:i + n] for p in factors]
-            if kernels is not None and n == _CHUNK:  # full block: one compiled call
-                rows, dest = pair_rows[2 * i:2 * i + 2 * _CHUNK], dest_pair[i:i + _CHUNK]
-                if _run_kernel(kernels, "backward", x_rows, rows, dest, grad_rows, grad_x, f,
-                               w_plus, w_minus, w_n, ones,
+        for i in range(0, num_pairs, _CHUNK):
+            n = min(_CHUNK, num_pairs - i)
+            if kernels is not None:  # one compiled call on a full block (see the class doc)
+                j = min(i, num_pairs - _CHUNK)
+                if j == i:
+                    mask = ones
+                else:  # the last block overlaps the one before: shared pairs are masked out
+                    mask = torch.zeros_like(ones)
+                    mask[i - j:] = 1
+                rows, dest = level.pair_rows[2 * j:2 * j + 2 * _CHUNK], dest_pair[j:j + _CHUNK]
+                if _run_kernel(kernels, "backward", x_rows, rows, dest, grad_rows, grad_x,
+                               [p[j:j + _CHUNK] for p in factors], w_plus, w_minus, w_n, mask,
                                (g_plus, g_minus, g_n, g_brz, g_bn)) is not _FAILED:
                     continue
                 kernels = None
+            f = [p[i:i + n] for p in factors]
+            lb = left[i:i + n]
             a, b = x.index_select(0, lb), x.index_select(0, lb + 1)
             one = ones[:n].view(-1)
             dh = grad_out.index_select(0, dest_pair[i:i + n]).mul_(0.5)
@@ -525,7 +615,7 @@ class _LCMLevel(torch.autograd.Function):
         g_rz_i, g_rz_h = 0.5 * (g_plus + g_minus), 0.5 * (g_plus - g_minus)
         return (grad_x, torch.cat([g_rz_i, g_n[:c]]), torch.cat([g_rz_h, g_n[c:]]),
                 torch.cat([g_brz, g_bn[:c]]), torch.cat([g_brz, g_bn[c:]]),
-                None, None, None, None, None, None, None)
+                None, None, None, None)
 
 
 # --- the compiled block kernels -----------------------------------------------------------
@@ -588,11 +678,12 @@ def _block_infer(x: Tensor, rows: Tensor, dest: Tensor, out: Tensor, w_plus: Ten
 
 
 def _block_backward(x: Tensor, rows: Tensor, dest: Tensor, grad_out: Tensor, grad_x: Tensor,
-                    factors: list, w_plus: Tensor, w_minus: Tensor, w_n: Tensor, ones: Tensor,
+                    factors: list, w_plus: Tensor, w_minus: Tensor, w_n: Tensor, mask: Tensor,
                     grads: tuple):
     r"""Backward of one block (as in :meth:`_LCMLevel.backward`): writes the gradients of the
     pair rows into ``grad_x[rows]`` and adds this block's weight and bias gradients to
-    ``grads = (g_plus, g_minus, g_n, g_brz, g_bn)``."""
+    ``grads = (g_plus, g_minus, g_n, g_brz, g_bn)``, for the pairs whose ``mask`` (``[P, 1]``)
+    is one (pairs with mask zero were already counted by an overlapping block)."""
     c = x.size(-1)
     p2 = x.index_select(0, rows).view(-1, 2, c)
     a, b = p2[:, 0], p2[:, 1]
@@ -600,20 +691,20 @@ def _block_backward(x: Tensor, rows: Tensor, dest: Tensor, grad_out: Tensor, gra
     f = factors
     dn_a = torch.cat([f[0] * dh, f[1] * dh], 1)
     dn_b = torch.cat([f[2] * dh, f[3] * dh], 1)
-    g0 = torch.cat([f[4] * dh, f[5] * dh], 1)
-    g1 = torch.cat([f[6] * dh, f[7] * dh], 1)
-    du, dv = g0 + g1, g0 - g1
+    # gradients of U and V (the products of a + b and a - b) straight from the factors
+    du = torch.cat([(f[4] + f[6]) * dh, (f[5] + f[7]) * dh], 1)
+    dv = torch.cat([(f[4] - f[6]) * dh, (f[5] - f[7]) * dh], 1)
     ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
     da = f[8] * dh + torch.mm(dn_a, w_n) + ds + dd
     db = f[9] * dh + torch.mm(dn_b, w_n) + ds - dd
     grad_x.index_copy_(0, rows, torch.stack([da, db], 1).view(-1, c))
     g_plus, g_minus, g_n, g_brz, g_bn = grads
-    g_plus.add_(torch.mm(du.t(), a + b))
-    g_minus.add_(torch.mm(dv.t(), a - b))
-    g_n.add_(torch.mm(dn_a.t(), a) + torch.mm(dn_b.t(), b))
-    # bias gradients as products with a ones column (a column-sum reduction compiles slower)
-    g_brz.add_(torch.mm(du.t(), ones).view(-1))
-    g_bn.add_(torch.mm((dn_a + dn_b).t(), ones).view(-1))
+    g_plus.add_(torch.mm(du.t(), (a + b) * mask))
+    g_minus.add_(torch.mm(dv.t(), (a - b) * mask))
+    g_n.add_(torch.mm(dn_a.t(), a * mask) + torch.mm(dn_b.t(), b * mask))
+    # bias gradients as products with the mask column (a column-sum reduction compiles slower)
+    g_brz.add_(torch.mm(du.t(), mask).view(-1))
+    g_bn.add_(torch.mm(dn_a.t(), mask).view(-1) + torch.mm(dn_b.t(), mask).view(-1))
 
 
 _KERNELS: dict = {}

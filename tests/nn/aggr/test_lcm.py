@@ -350,3 +350,32 @@ def test_compiled_kernels_compile_once_for_every_level_and_graph_size(monkeypatc
     for size in (90, 133, 301):
         step(size, 7)
     assert counters["unique_graphs"] == compiled
+
+
+def test_tree_plan_is_reused_only_for_the_same_unmodified_index():
+    torch.manual_seed(12)
+    aggr = LCMAggregation(4, 4, project=False)
+    index = torch.randint(0, 6, (50,))  # unsorted: the cached plan holds the permutation too
+    x = torch.randn(50, 4)
+    out = aggr(x, index, dim_size=6)
+    plan = aggr._plan_cache.entry[3]
+    assert torch.equal(aggr(x, index, dim_size=6), out)
+    assert aggr._plan_cache.entry[3] is plan  # same tensor, same version: reused
+    aggr(x, index.clone(), dim_size=6)
+    assert aggr._plan_cache.entry[3] is not plan  # another tensor: a new plan
+    plan = aggr._plan_cache.entry[3]
+    aggr(x, index, dim_size=7)
+    assert aggr._plan_cache.entry[3] is not plan  # another dim_size: a new plan
+    # an index changed in place must not be reduced with the old plan
+    aggr(x, index, dim_size=6)
+    index[:10] = 5 - index[:10]
+    expected = LCMAggregation(4, 4, project=False)
+    expected.load_state_dict(aggr.state_dict())
+    assert torch.allclose(aggr(x, index, dim_size=6), expected(x, index.clone(), dim_size=6))
+    # inference tensors have no version counter: they work, and are not cached
+    with torch.inference_mode():
+        frozen = index.clone()
+        assert torch.allclose(aggr(x, frozen, dim_size=6), expected(x, index, dim_size=6))
+    assert aggr._plan_cache.entry is None
+    import copy
+    assert copy.deepcopy(aggr)._plan_cache.entry is None
