@@ -64,7 +64,7 @@ class LCMAggregation(Aggregation):
       :math:`d_{\max}`. A level is one autograd node that evaluates the operator over
       cache-sized blocks of pairs, computes the reset/update products of both orders
       from :math:`a+b` and :math:`a-b` (8 instead of 12 :math:`C^2` multiply-adds per
-      pair), and keeps 10C numbers per pair for a hand-written backward, in storage that
+      pair), and keeps 8C numbers per pair for a hand-written backward, in storage that
       is reused from one training step to the next (:obj:`reuse_buffers`). The tree's
       schedule (which rows pair up at every level) depends on :obj:`index` only: it is built
       once and reused while the same, unmodified index tensor comes back with the same
@@ -95,7 +95,7 @@ class LCMAggregation(Aggregation):
             associativity loss stored in :obj:`assoc_loss` during training
             (:obj:`0` disables it). (default: :obj:`0`)
         reuse_buffers (bool, optional): Keep the storage of the backward factors
-            (:math:`10C` floats per reduced pair) between training steps instead of
+            (:math:`8C` floats per reduced pair) between training steps instead of
             allocating it afresh at every forward pass. Writing freshly allocated memory
             costs a page fault per 4 KiB on first touch, which made up about a fifth of the
             forward + backward time on CPU; the price is that the largest buffer used so far
@@ -109,7 +109,7 @@ class LCMAggregation(Aggregation):
             block, in which the gather of the pairs, the elementwise work (some forty eager
             passes) and the scatter of the results are fused loops around the matrix
             products; the same math, equal up to float rounding. On CPU this made forward +
-            backward about 1.7x faster than the eager path here (``benchmarks/bench_aggr.py``),
+            backward about 1.9x faster than the eager path here (``benchmarks/bench_aggr.py``),
             at the price of compiling the kernels (tens of seconds, once per process, channel
             size and dtype; the compiled code is cached on disk by PyTorch). Needs a working
             :func:`torch.compile` backend (on CPU, a C++ compiler); if compiling fails the
@@ -376,12 +376,12 @@ class _Lease:
 
 class _BufferPool:
     """Factor planes of one :class:`LCMAggregation`, reused across forward passes (see its
-    ``reuse_buffers``). An entry is ten separately allocated flat buffers (one per factor, so
+    ``reuse_buffers``). An entry is eight separately allocated flat buffers (one per factor, so
     that a compiled kernel can write each with plain stores) and the lease holding them. Not
     copied by :func:`copy.deepcopy` or pickling."""
 
     def __init__(self) -> None:
-        self.entries = []  # [list of 10 flat buffers, weakref to the lease holding it, or None]
+        self.entries = []  # [list of 8 flat buffers, weakref to the lease holding it, or None]
 
     @staticmethod
     def _free(entry) -> bool:
@@ -413,7 +413,7 @@ class _BufferPool:
         return {"entries": []}
 
 
-_NUM_FACTORS = 10
+_NUM_FACTORS = 8
 
 
 def _new_planes(size: int, like: Tensor) -> list:
@@ -457,17 +457,27 @@ def _split_weights(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
     return w_plus, w_minus, b_rz, w_n, b_n
 
 
-# The per-pair factors kept by the forward for the backward, one [P, C] plane each. Plane k,
-# for order s (input x_s, hidden state x_{1-s}; x_0 = a, x_1 = b):
-#   q_s = (1 - z_s)(1 - n_s^2)  -> d(W_in x_s + b_in)       planes 0 (s=0), 2 (s=1)
-#   q_s r_s                     -> d(W_hn x_{1-s} + b_hn)   planes 3 (s=0), 1 (s=1)
-#   q_s r_s (1 - r_s) g_s       -> d(reset pre-activation)  planes 4, 6   (g_s = W_hn x_{1-s} + b_hn)
-#   z_s (1 - z_s)(x_{1-s} - n_s)-> d(update pre-activation) planes 5, 7
-#   z_s                         -> d(x_{1-s}) as hidden     planes 9, 8
-# so that the output gradient times planes [0, 1] is the gradient of W_n a + b_n, times [2, 3]
-# that of W_n b + b_n, times [4, 5] and [6, 7] those of the r/z pre-activations of both orders,
-# and times 8 and 9 the direct gradients of a and b.
-_ROWS = {0: dict(q=0, qr=3, gr=4, gz=5, z=9), 1: dict(q=2, qr=1, gr=6, gz=7, z=8)}
+# The per-pair factors kept by the forward for the backward, one [P, C] plane each: for order s
+# (input x_s, hidden state x_{1-s}; x_0 = a, x_1 = b) planes 4s .. 4s + 3 hold
+#   r_s, z_s              the reset and update gates,
+#   n_s                   the candidate tanh(W_in x_s + b_in + r_s (W_hn x_{1-s} + b_hn)),
+#   g_s = W_hn x_{1-s} + b_hn.
+# The backward forms from them (and the pair's rows) the products of the output gradient dh with
+#   q_s = (1 - z_s)(1 - n_s^2)          -> d(W_in x_s + b_in)
+#   q_s r_s                             -> d(W_hn x_{1-s} + b_hn)
+#   q_s r_s (1 - r_s) g_s               -> d(reset pre-activation)
+#   z_s (1 - z_s)(x_{1-s} - n_s)        -> d(update pre-activation)
+#   z_s                                 -> d(x_{1-s}) as the hidden state.
+_R, _Z, _N, _G = 0, 1, 2, 3
+
+
+def _slot_gradients(f: list, slot: int, dh: Tensor, hidden: Tensor):
+    r"""The five gradient products above for order ``slot`` (``f``: the eight planes of a block,
+    ``hidden``: its rows :math:`x_{1-s}`): ``(q dh, q r dh, reset, update, z dh)``."""
+    r, z, n, g = (f[4 * slot + k] for k in (_R, _Z, _N, _G))
+    q_dh = (1 - z) * (1 - n * n) * dh
+    qr_dh = q_dh * r
+    return q_dh, qr_dh, (1 - r) * g * qr_dh, z * (1 - z) * (hidden - n) * dh, z * dh
 
 
 class _LCMLevel(torch.autograd.Function):
@@ -478,10 +488,10 @@ class _LCMLevel(torch.autograd.Function):
 
     Forward and backward run over blocks of pairs, so the temporaries are small and
     cache-resident instead of a fresh ``[P, C]`` allocation per elementwise step. The
-    forward keeps, per pair, the ten factors (``_ROWS``) by which the output gradient is
-    multiplied on its way to the GRU pre-activations and to the hidden-state inputs, so
-    the backward of all gates is a few broadcast products followed by the weight products;
-    the autograd graph has one node per level.
+    forward keeps, per pair, the gates, candidates and hidden projections of both orders
+    (eight factor planes, see :func:`_slot_gradients`), so the backward of all gates is a few
+    broadcast products followed by the weight products; the autograd graph has one node per
+    level.
 
     With compiled kernels every block has ``_CHUNK`` pairs: a level whose pair count is not a
     multiple of it ends with the block of its last ``_CHUNK`` pairs, which overlaps the block
@@ -527,14 +537,11 @@ class _LCMLevel(torch.autograd.Function):
                 h_s = torch.addcmul(nn_, z, e)
                 h = h_s if h is None else h.add_(h_s)
                 if keep:
-                    k = _ROWS[slot]
-                    ghn = n_proj[:, 1 - slot, c:]
-                    one_minus_z = 1 - z
-                    q = torch.mul(one_minus_z, 1 - nn_ * nn_, out=f[k["q"]])
-                    qr = torch.mul(q, r, out=f[k["qr"]])
-                    torch.mul((1 - r).mul_(ghn), qr, out=f[k["gr"]])
-                    torch.mul(e.mul_(z), one_minus_z, out=f[k["gz"]])
-                    f[k["z"]].copy_(z)
+                    base = 4 * slot
+                    f[base + _R].copy_(r)
+                    f[base + _Z].copy_(z)
+                    f[base + _N].copy_(nn_)
+                    f[base + _G].copy_(n_proj[:, 1 - slot, c:])
             out.index_copy_(0, dest_pair[i:i + n], h.mul_(0.5))
         if keep:
             ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh)
@@ -590,18 +597,18 @@ class _LCMLevel(torch.autograd.Function):
             one = ones[:n].view(-1)
             dh = grad_out.index_select(0, dest_pair[i:i + n]).mul_(0.5)
 
-            def scaled(k0, k1):  # [f_k0 * dh | f_k1 * dh]
-                g = dh.new_empty(n, 2 * c)
-                torch.mul(f[k0], dh, out=g[:, :c])
-                torch.mul(f[k1], dh, out=g[:, c:])
-                return g
-
-            dn_a, dn_b = scaled(0, 1), scaled(2, 3)  # of W_n a + b_n, W_n b + b_n
-            g0, g1 = scaled(4, 5), scaled(6, 7)  # r/z pre-activations, both orders
+            dn_a, dn_b = dh.new_empty(n, 2 * c), dh.new_empty(n, 2 * c)  # of W_n a, W_n b
+            g0, g1 = dh.new_empty(n, 2 * c), dh.new_empty(n, 2 * c)  # r/z pre-activations
+            direct = []
+            for slot, dn_in, dn_hid, g, hidden in ((0, dn_a, dn_b, g0, b), (1, dn_b, dn_a, g1, a)):
+                parts = _slot_gradients(f, slot, dh, hidden)
+                for dst, src in zip((dn_in[:, :c], dn_hid[:, c:], g[:, :c], g[:, c:]), parts):
+                    dst.copy_(src)
+                direct.append(parts[4])  # to the hidden state x_{1-s}
             du, dv = g0 + g1, g0.sub_(g1)
             ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
-            da = torch.addmm(f[8] * dh, dn_a, w_n).add_(ds).add_(dd)
-            db = torch.addmm(f[9] * dh, dn_b, w_n).add_(ds).sub_(dd)
+            da = torch.addmm(direct[1], dn_a, w_n).add_(ds).add_(dd)
+            db = torch.addmm(direct[0], dn_b, w_n).add_(ds).sub_(dd)
             grad_x.index_copy_(0, lb, da)
             grad_x.index_copy_(0, lb + 1, db)
             g_plus.addmm_(du.t(), a + b)
@@ -628,41 +635,37 @@ class _LCMLevel(torch.autograd.Function):
 
 def _block_gates(p2: Tensor, w_plus: Tensor, w_minus: Tensor, b_rz: Tensor, w_n: Tensor,
                  b_n: Tensor, with_factors: bool):
-    r"""The operator on a ``[P, 2, C]`` block of pairs: ``h [P, C]`` and, if asked, the ten
-    backward factors (planes in the order of ``_ROWS``)."""
+    r"""The operator on a ``[P, 2, C]`` block of pairs: ``h [P, C]`` and, if asked, the eight
+    backward factors (planes in the order of :func:`_slot_gradients`)."""
     c = p2.size(-1)
     a, b = p2[:, 0], p2[:, 1]
     # products without bias: the biases are added in the elementwise loops that read them
     u = torch.mm(a + b, w_plus.t()) + b_rz
     v = torch.mm(a - b, w_minus.t())
     n_proj = (torch.mm(p2.reshape(-1, c), w_n.t()) + b_n).view(-1, 2, 2 * c)
-    rz = (torch.sigmoid(u + v), torch.sigmoid(u - v))
     h = None
     planes = [None] * _NUM_FACTORS
-    for slot in (0, 1):
-        r, z = rz[slot][:, :c], rz[slot][:, c:]
+    for slot, sign in ((0, 1), (1, -1)):
+        # the gates of one order as [P, C] halves, so that each is computed inside the one
+        # elementwise loop that also stores it (not as a separate [P, 2C] temporary)
+        r = torch.sigmoid(u[:, :c] + sign * v[:, :c])
+        z = torch.sigmoid(u[:, c:] + sign * v[:, c:])
         ghn = n_proj[:, 1 - slot, c:]
         # tanh(t) = 2 sigmoid(2t) - 1: the generated code's vector tanh is about 5x slower
         # than its exp-based sigmoid on CPU here
         n = 2 * torch.sigmoid(2 * (n_proj[:, slot, :c] + r * ghn)) - 1
-        e = p2[:, 1 - slot] - n
-        h_s = n + z * e
+        h_s = n + z * (p2[:, 1 - slot] - n)
         h = h_s if h is None else h + h_s
         if with_factors:
-            k = _ROWS[slot]
-            q = (1 - z) * (1 - n * n)
-            qr = q * r
-            planes[k["q"]], planes[k["qr"]] = q, qr
-            planes[k["gr"]] = (1 - r) * ghn * qr
-            planes[k["gz"]] = z * (1 - z) * e
-            planes[k["z"]] = z
+            base = 4 * slot
+            planes[base + _R], planes[base + _Z], planes[base + _N], planes[base + _G] = r, z, n, ghn
     return 0.5 * h, planes
 
 
 def _block_forward(x: Tensor, rows: Tensor, dest: Tensor, out: Tensor, w_plus: Tensor,
                    w_minus: Tensor, b_rz: Tensor, w_n: Tensor, b_n: Tensor, factors: list):
     r"""Training forward of one block: pairs ``x[rows[2k]], x[rows[2k+1]]``; writes the
-    results to ``out[dest]`` and the factors to the ten ``[P, C]`` planes ``factors``."""
+    results to ``out[dest]`` and the factors to the eight ``[P, C]`` planes ``factors``."""
     p2 = x.index_select(0, rows).view(-1, 2, x.size(-1))
     h, planes = _block_gates(p2, w_plus, w_minus, b_rz, w_n, b_n, True)
     for buf, value in zip(factors, planes):
@@ -688,15 +691,16 @@ def _block_backward(x: Tensor, rows: Tensor, dest: Tensor, grad_out: Tensor, gra
     p2 = x.index_select(0, rows).view(-1, 2, c)
     a, b = p2[:, 0], p2[:, 1]
     dh = 0.5 * grad_out.index_select(0, dest)
-    f = factors
-    dn_a = torch.cat([f[0] * dh, f[1] * dh], 1)
-    dn_b = torch.cat([f[2] * dh, f[3] * dh], 1)
-    # gradients of U and V (the products of a + b and a - b) straight from the factors
-    du = torch.cat([(f[4] + f[6]) * dh, (f[5] + f[7]) * dh], 1)
-    dv = torch.cat([(f[4] - f[6]) * dh, (f[5] - f[7]) * dh], 1)
+    q0, qr0, gr0, gz0, zdh0 = _slot_gradients(factors, 0, dh, b)
+    q1, qr1, gr1, gz1, zdh1 = _slot_gradients(factors, 1, dh, a)
+    dn_a = torch.cat([q0, qr1], 1)  # of W_n a + b_n
+    dn_b = torch.cat([q1, qr0], 1)  # of W_n b + b_n
+    # gradients of U and V (the products of a + b and a - b)
+    du = torch.cat([gr0 + gr1, gz0 + gz1], 1)
+    dv = torch.cat([gr0 - gr1, gz0 - gz1], 1)
     ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
-    da = f[8] * dh + torch.mm(dn_a, w_n) + ds + dd
-    db = f[9] * dh + torch.mm(dn_b, w_n) + ds - dd
+    da = zdh1 + torch.mm(dn_a, w_n) + ds + dd
+    db = zdh0 + torch.mm(dn_b, w_n) + ds - dd
     grad_x.index_copy_(0, rows, torch.stack([da, db], 1).view(-1, c))
     g_plus, g_minus, g_n, g_brz, g_bn = grads
     g_plus.add_(torch.mm(du.t(), (a + b) * mask))
