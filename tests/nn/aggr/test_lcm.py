@@ -277,20 +277,23 @@ def test_overwritten_factors_raise_instead_of_wrong_gradients(monkeypatch, compi
         loss.backward()
 
 
-def test_compiled_kernels_match_the_eager_path(monkeypatch):
-    """Full blocks go through the torch.compile'd kernels, the partial last block through the
-    eager code; outputs and every gradient agree with the eager module, in training and in
-    inference."""
+@pytest.mark.parametrize("num_elements,num_groups", [(70, 5), (37, 3), (24, 2)])
+def test_compiled_kernels_match_the_eager_path(monkeypatch, num_elements, num_groups):
+    """Every block of at least four pairs goes through the torch.compile'd kernels (a level's
+    last block overlapping the one before), smaller levels through the eager code; outputs and
+    every gradient agree with the eager module, in training and in inference. The sizes give
+    levels whose pair counts are multiples of the block, one more than a multiple, and below
+    one block."""
     import graphkit.nn.aggr.lcm as lcm_module
 
-    monkeypatch.setattr(lcm_module, "_CHUNK", 4)  # several full blocks and a partial one
+    monkeypatch.setattr(lcm_module, "_CHUNK", 4)
     torch.manual_seed(3)
     eager = LCMAggregation(6, 6, project=False)
     compiled = LCMAggregation(6, 6, project=False, compiled_kernels=True)
     compiled.load_state_dict(eager.state_dict())
     assert compiled.compiled_kernels and not eager.compiled_kernels
-    index = torch.randint(0, 5, (70,)).sort().values
-    x = torch.randn(70, 6)
+    index = torch.randint(0, num_groups, (num_elements,)).sort().values
+    x = torch.randn(num_elements, 6)
     w = torch.randn(9, 6)
     results = [_grads(m, x, index, w, steps=2) for m in (eager, compiled)]
     if lcm_module._KERNELS.get("failed"):
