@@ -188,14 +188,14 @@ class LCMAggregation(Aggregation):
         dim: int = -2,
         max_num_elements: Optional[int] = None,
     ) -> Tensor:
-        index_arg = index if index is not None else ptr
+        caller_index = index if index is not None else ptr  # the tensor the plan cache keys on
         index, dim_size = check_inputs("LCMAggregation", x, index, ptr, dim_size, dim)
         if x.size(-1) != self.in_channels:
             raise ValueError(f"LCMAggregation: expected {self.in_channels} input channels "
                              f"(got {x.size(-1)})")
         if self.lin is not None:
             x = self.lin(x).relu()
-        plan = self._tree_plan(index if index_arg is None else index_arg, index, dim_size)
+        plan = self._tree_plan(index if caller_index is None else caller_index, index, dim_size)
         if plan.perm is not None:  # unsorted index: sorted stably, as a cached permutation
             x = x[plan.perm]
 
@@ -471,13 +471,22 @@ def _split_weights(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
 _R, _Z, _N, _G = 0, 1, 2, 3
 
 
-def _slot_gradients(f: list, slot: int, dh: Tensor, hidden: Tensor):
+def _slot_gradients(f: list, slot: int, dh: Tensor, hidden: Tensor, out: Optional[tuple] = None):
     r"""The five gradient products above for order ``slot`` (``f``: the eight planes of a block,
-    ``hidden``: its rows :math:`x_{1-s}`): ``(q dh, q r dh, reset, update, z dh)``."""
+    ``hidden``: its rows :math:`x_{1-s}`): ``(q dh, q r dh, reset, update, z dh)``. With ``out``
+    (four ``[P, C]`` views) the first four are written there in place (the eager path); without
+    it every product is a new tensor (the compiled kernels, which fuse them)."""
     r, z, n, g = (f[4 * slot + k] for k in (_R, _Z, _N, _G))
-    q_dh = (1 - z) * (1 - n * n) * dh
-    qr_dh = q_dh * r
-    return q_dh, qr_dh, (1 - r) * g * qr_dh, z * (1 - z) * (hidden - n) * dh, z * dh
+    if out is None:
+        q_dh = (1 - z) * (1 - n * n) * dh
+        qr_dh = q_dh * r
+        return q_dh, qr_dh, (1 - r) * g * qr_dh, z * (1 - z) * (hidden - n) * dh, z * dh
+    one_minus_z = 1 - z
+    q_dh = torch.mul(one_minus_z, 1 - n * n, out=out[0]).mul_(dh)
+    qr_dh = torch.mul(q_dh, r, out=out[1])
+    reset = torch.mul((1 - r).mul_(g), qr_dh, out=out[2])
+    update = torch.mul((hidden - n).mul_(z).mul_(one_minus_z), dh, out=out[3])
+    return q_dh, qr_dh, reset, update, z * dh
 
 
 class _LCMLevel(torch.autograd.Function):
@@ -599,12 +608,11 @@ class _LCMLevel(torch.autograd.Function):
 
             dn_a, dn_b = dh.new_empty(n, 2 * c), dh.new_empty(n, 2 * c)  # of W_n a, W_n b
             g0, g1 = dh.new_empty(n, 2 * c), dh.new_empty(n, 2 * c)  # r/z pre-activations
-            direct = []
-            for slot, dn_in, dn_hid, g, hidden in ((0, dn_a, dn_b, g0, b), (1, dn_b, dn_a, g1, a)):
-                parts = _slot_gradients(f, slot, dh, hidden)
-                for dst, src in zip((dn_in[:, :c], dn_hid[:, c:], g[:, :c], g[:, c:]), parts):
-                    dst.copy_(src)
-                direct.append(parts[4])  # to the hidden state x_{1-s}
+            direct = [  # to the hidden state x_{1-s}
+                _slot_gradients(f, slot, dh, hidden,
+                                out=(dn_in[:, :c], dn_hid[:, c:], g[:, :c], g[:, c:]))[4]
+                for slot, dn_in, dn_hid, g, hidden in ((0, dn_a, dn_b, g0, b),
+                                                       (1, dn_b, dn_a, g1, a))]
             du, dv = g0 + g1, g0.sub_(g1)
             ds, dd = torch.mm(du, w_plus), torch.mm(dv, w_minus)
             da = torch.addmm(direct[1], dn_a, w_n).add_(ds).add_(dd)
