@@ -75,11 +75,14 @@ def main(argv=None) -> int:
     from graphkit.engine import keep_freed_memory
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    # settings that differ from the paper's: the record is then a separately named, labelled variant
-    paper_settings = dict(batch_size=2048, lr=1e-3, embedding_dim=64, num_layers=3, reg_weight=1e-4,
-                          init_std=0.1, sampler="user")
+    # settings that differ from the paper's (the parser's defaults): the record is then a
+    # separately named, labelled variant
+    paper_settings = {k: p.get_default(k) for k in ("batch_size", "lr", "embedding_dim", "num_layers",
+                                                     "reg_weight", "init_std", "sampler")}
     changed = {k: getattr(args, k) for k, v in paper_settings.items() if getattr(args, k) != v}
     if args.fast:
+        if "batch_size" in changed or "lr" in changed:
+            p.error("--fast sets --batch-size 8192 and --lr 5e-3; do not pass either with it")
         args.batch_size, args.lr = 8192, 5e-3
     if args.threads:
         torch.set_num_threads(args.threads)
