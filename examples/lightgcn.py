@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     p.add_argument("--sampler", choices=("user", "epoch"), default="user",
                    help="'user': users drawn uniformly, then a positive (reference); 'epoch': one shuffled "
                         "pass over the training pairs")
+    p.add_argument("--negative-candidates", type=int, default=1,
+                   help="train on the hardest of this many uniform negatives (dynamic negative "
+                        "sampling; paper: 1, plain BPR)")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--patience", type=int, default=10, help="evaluations without improvement (default 10)")
     p.add_argument("--fast", action="store_true", help="batch 8192, lr 5e-3 (a separate, labelled entry)")
@@ -78,7 +81,8 @@ def main(argv=None) -> int:
     # settings that differ from the paper's (the parser's defaults): the record is then a
     # separately named, labelled variant
     paper_settings = {k: p.get_default(k) for k in ("batch_size", "lr", "embedding_dim", "num_layers",
-                                                     "reg_weight", "init_std", "sampler")}
+                                                     "reg_weight", "init_std", "sampler",
+                                                     "negative_candidates")}
     changed = {k: getattr(args, k) for k, v in paper_settings.items() if getattr(args, k) != v}
     if args.fast:
         if "batch_size" in changed or "lr" in changed:
@@ -118,6 +122,7 @@ def main(argv=None) -> int:
                   "  ".join(f"{k} {rec[k]:.4f}" for k in keys) + f"  best@{rec['best_epoch'] + 1}", flush=True)
 
         res = fit(model, graph, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
+                  negative_candidates=args.negative_candidates,
                   eval_every=args.eval_every, patience=args.patience, ks=(20,), monitor="recall@20",
                   select_on=args.select, checkpoint_dir=ckpt, resume=not args.no_resume, seed=seed,
                   log_path=os.path.join(ckpt, "history.jsonl"), time_budget_s=args.time_budget, on_eval=show)

@@ -63,6 +63,9 @@ def add_parser(subparsers) -> None:
     model.add_argument("--batch-size", type=_positive_int)
     model.add_argument("--lr", type=float)
     model.add_argument("--reg-weight", type=float, default=1e-4)
+    model.add_argument("--negative-candidates", type=_positive_int, default=1,
+                       help="LightGCN / MF: train on the hardest of this many sampled negatives "
+                            "(dynamic negative sampling; default 1 = plain BPR)")
     model.add_argument("--eval-every", type=_positive_int, default=5)
     model.add_argument("--patience", type=_positive_int, default=5,
                        help="evaluations without improvement before stopping (default 5)")
@@ -232,6 +235,9 @@ def cmd_train(args) -> int:
             print(f"note: {unseen} {part} pairs involve items never seen in training (kept; they rank on "
                   "untrained embeddings)")
     seed_everything(args.seed)
+    if args.negative_candidates > 1 and args.model == "ultragcn":
+        return _fail("--negative-candidates applies to lightgcn and mf; UltraGCN draws its own "
+                     "negatives (--num-negatives)")
     device = resolve_device(args.device)
     try:
         model = build_model(args.model, graph.num_users, graph.num_items, embedding_dim=dim,
@@ -247,7 +253,7 @@ def cmd_train(args) -> int:
               "selected on the test part")
     t0 = time.time()
     result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
-                 eval_every=args.eval_every, patience=args.patience, ks=tuple(args.k), monitor=monitor,
+                 negative_candidates=args.negative_candidates, eval_every=args.eval_every, patience=args.patience, ks=tuple(args.k), monitor=monitor,
                  select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                  seed=args.seed, log_path=str(out / "history.jsonl"),
                  progress=False if args.no_progress else None, time_budget_s=args.time_budget)
@@ -255,7 +261,8 @@ def cmd_train(args) -> int:
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "interrupted": result.interrupted, "valid_metrics": result.best_valid, "test_metrics": result.test,
             "train_settings": {"lr": lr, "batch_size": batch_size, "epochs": args.epochs, "seed": args.seed,
-                               "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor},
+                               "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor,
+                               "negative_candidates": args.negative_candidates},
             "wall_time_s": round(time.time() - t0, 2), "notes": notes}
     save_model_dir(str(out), model.cpu(), graph, info=info)
     curve = _plot_curve(result.history, monitor, out / "training_curve.png")

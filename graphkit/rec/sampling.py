@@ -47,7 +47,7 @@ def sample_negatives(users: Tensor, num_negatives: int, positives: Optional[Pair
 
 def sample_bpr_triples(positives: PairIndex, num_samples: int, num_items: int,
                        generator: Optional[torch.Generator] = None,
-                       mode: str = "user") -> Tuple[Tensor, Tensor, Tensor]:
+                       mode: str = "user", num_negatives: int = 1) -> Tuple[Tensor, Tensor, Tensor]:
     r"""Draw ``(user, positive item, negative item)`` triples for BPR.
 
     Args:
@@ -58,7 +58,12 @@ def sample_bpr_triples(positives: PairIndex, num_samples: int, num_items: int,
         mode (str): ``"user"`` draws users uniformly among those with interactions, then one of
             their positives (the LightGCN reference sampler); ``"interaction"`` draws interactions
             uniformly. (default: ``"user"``)
+        num_negatives (int): negatives per triple; the third tensor is ``[B]`` for 1 and
+            ``[B, num_negatives]`` otherwise (candidates for dynamic negative sampling).
+            (default: ``1``)
     """
+    if num_negatives < 1:
+        raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
     device = positives.keys.device
     if mode == "user":
         active = (positives.counts > 0).nonzero().view(-1)
@@ -73,5 +78,5 @@ def sample_bpr_triples(positives: PairIndex, num_samples: int, num_items: int,
         users, pos = key // num_items, key % num_items
     else:
         raise ValueError(f"mode must be 'user' or 'interaction', got {mode!r}")
-    neg = sample_negatives(users, 1, positives, num_items, generator=generator)
+    neg = sample_negatives(users, num_negatives, positives, num_items, generator=generator)
     return users, pos, neg

@@ -86,6 +86,7 @@ def fit(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     sampler: str = "user",
+    negative_candidates: int = 1,
     eval_every: int = 10,
     patience: int = 5,
     ks: Sequence[int] = (20,),
@@ -116,6 +117,10 @@ def fit(
         sampler (str): ``"user"`` — each epoch draws ``|train|`` triples, users uniformly, then
             a positive of theirs (the LightGCN reference sampler); ``"epoch"`` — one shuffled
             pass over all training pairs (the UltraGCN reference). (default: ``"user"``)
+        negative_candidates (int): ``1`` draws one uniform negative per pair (plain BPR);
+            ``M > 1`` draws ``M`` candidates and the model trains on the one it currently
+            scores highest (dynamic negative sampling; LightGCN and MF support it, models that
+            draw their own negatives do not). (default: ``1``)
         eval_every (int): evaluate every this many epochs. (default: ``10``)
         patience (int): stop after this many evaluations without improvement of ``monitor``.
             (default: ``5``)
@@ -142,6 +147,11 @@ def fit(
 
     if sampler not in ("user", "epoch"):
         raise ValueError(f"sampler must be 'user' or 'epoch', got {sampler!r}")
+    if int(negative_candidates) != negative_candidates or negative_candidates < 1:
+        raise ValueError(f"negative_candidates must be a positive integer, got {negative_candidates!r}")
+    if negative_candidates > 1 and hasattr(model, "sample_negatives"):
+        raise ValueError(f"{type(model).__name__} draws its own negatives; negative_candidates > 1 "
+                         "(dynamic negative sampling) applies to BPR models such as LightGCN and MF")
     if select_on not in ("valid", "test"):
         raise ValueError(f"select_on must be 'valid' or 'test', got {select_on!r}")
     if select_on == "valid" and graph.valid is None:
@@ -204,7 +214,8 @@ def fit(
             perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
             for step in range(steps):
                 if sampler == "user":
-                    users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator)
+                    users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator,
+                                                         num_negatives=negative_candidates)
                     if uses_own_negatives:
                         neg = model.sample_negatives(users.numel(), generator=generator, users=users)
                 else:
@@ -213,7 +224,7 @@ def fit(
                     if uses_own_negatives:
                         neg = model.sample_negatives(users.numel(), generator=generator, users=users)
                     else:
-                        neg = sample_negatives(users, 1, positives, graph.num_items, generator)
+                        neg = sample_negatives(users, negative_candidates, positives, graph.num_items, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss = model.loss(users, pos, neg)
                 if not torch.isfinite(loss):

@@ -127,3 +127,14 @@ def test_ultragcn_settings_are_checked(events, tmp_path, capsys):
     assert main(base + ["--model", "ultragcn", "--gamma", "-1", "--out", str(tmp_path / "b")]) == 2
     assert "'gamma' must be a finite number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "b" / "model.json").exists()
+
+
+def test_negative_candidates_flag(events, tmp_path, capsys):
+    base = ["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+            "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--no-progress"]
+    assert main(base + ["--model", "ultragcn", "--negative-candidates", "4", "--out", str(tmp_path / "u")]) == 2
+    assert "--negative-candidates applies to lightgcn and mf" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
+    assert main(base + ["--model", "mf", "--negative-candidates", "4", "--out", str(tmp_path / "m")]) == 0
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert "negative_candidates" in json.dumps(info)

@@ -77,3 +77,28 @@ def test_first_sigint_finishes_the_epoch_checkpoints_and_returns(tmp_path):
     assert again.epochs_run == 3 and not again.interrupted
     with GracefulStop(enabled=False) as stop:
         assert not stop.requested and signal.getsignal(signal.SIGINT) is before
+
+
+def test_fit_with_negative_candidates_trains_on_both_samplers():
+    import pytest
+    from graphkit._ranking import PairIndex
+    from graphkit.rec.sampling import sample_bpr_triples
+
+    g = tiny_graph()
+    index = PairIndex(g.train, 30, 40)
+    users, pos, cand = sample_bpr_triples(index, 50, 40, torch.Generator().manual_seed(0), num_negatives=6)
+    assert cand.shape == (50, 6)
+    assert not index.contains(users.repeat_interleave(6), cand.reshape(-1, 1)).any()  # never a positive
+    for sampler in ("user", "epoch"):
+        torch.manual_seed(1)
+        model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+        res = fit(model, g, epochs=4, batch_size=64, lr=0.01, eval_every=1, patience=100, seed=3,
+                  sampler=sampler, negative_candidates=6, progress=False)
+        losses = [h["loss"] for h in res.history]
+        assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="negative_candidates"):
+        fit(LightGCN(30, 40, embedding_dim=8), g, epochs=1, negative_candidates=0, progress=False)
+
+    from graphkit.nn.models import UltraGCN
+    with pytest.raises(ValueError, match="draws its own negatives"):
+        fit(UltraGCN(30, 40, embedding_dim=8), g, epochs=1, negative_candidates=4, progress=False)

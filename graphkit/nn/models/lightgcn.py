@@ -258,6 +258,27 @@ class _LayerMeanRows(torch.autograd.Function):
         return total.index_add_(0, rows, direct), None, None, None
 
 
+def _hardest_candidates(emb: Tensor, user_rows: Tensor, candidate_rows: Tensor) -> Tensor:
+    r"""For each user row ``user_rows[b]`` of ``emb``, the entry of ``candidate_rows[b]`` (``[B, M]``
+    rows of ``emb``) with the highest dot product; ties go to the first candidate."""
+    B, M = candidate_rows.shape
+    u = emb.index_select(0, user_rows)
+    c = emb.index_select(0, candidate_rows.reshape(-1)).view(B, M, -1)
+    scores = torch.bmm(c, u.unsqueeze(-1)).squeeze(-1)
+    return candidate_rows.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+
+
+def _check_triples(users: Tensor, pos_items: Tensor, neg_items: Tensor, num_users: int, num_items: int) -> None:
+    """Shape checks of a BPR batch (ids are checked by the lookups themselves)."""
+    if users.dim() != 1 or pos_items.shape != users.shape:
+        raise ValueError(f"users and pos_items must be 1-D of equal length, got {list(users.shape)} "
+                         f"and {list(pos_items.shape)}")
+    if neg_items.dim() not in (1, 2) or neg_items.size(0) != users.numel() or \
+            (neg_items.dim() == 2 and neg_items.size(1) < 1):
+        raise ValueError(f"neg_items must be [B] negatives or [B, M] candidates with B = {users.numel()}, "
+                         f"got {list(neg_items.shape)}")
+
+
 class _RankingMixin:
     """Shared scoring / recommendation API of the embedding recommenders."""
 
@@ -459,6 +480,25 @@ class LightGCN(_RankingMixin, Module):
         # accumulating index_put_ behind mean[inverse]
         return mean.index_select(0, inverse), x0.index_select(0, inverse)
 
+    def _propagate_triples(self, users: Tensor, pos_items: Tensor, neg_items: Tensor):
+        # (layer mean, layer 0) rows of users, positives and negatives; with [B, M] negative
+        # candidates, each user's hardest candidate under the current embeddings is kept
+        B = users.numel()
+        flat_neg = neg_items.reshape(-1)
+        nodes = torch.cat([users, pos_items + self.num_users, flat_neg + self.num_users])
+        if torch.compiler.is_compiling():
+            mean, x0, inverse = self.propagate(), self.embedding.weight, nodes
+        else:
+            uniq, inverse = torch.unique(nodes, return_inverse=True)
+            mean, x0 = _LayerMeanRows.apply(self.embedding.weight, self._graph, uniq, self.num_layers)
+        if neg_items.dim() == 2:
+            inv_u, inv_c = inverse[:B], inverse[2 * B:].view(B, -1)
+            with torch.no_grad():
+                chosen = _hardest_candidates(mean.detach(), inv_u, inv_c)
+            inverse = torch.cat([inverse[:2 * B], chosen])
+        out, x0 = mean.index_select(0, inverse), x0.index_select(0, inverse)
+        return out.split(B), x0
+
     def embeddings(self, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Final user and item embeddings ``([U, F], [I, F])``."""
         out = self.propagate(edge_index)
@@ -470,15 +510,19 @@ class LightGCN(_RankingMixin, Module):
         .. math::
             \mathcal{L} = \frac{1}{B} \sum_{(u,i,j)} \operatorname{softplus}(\hat{y}_{uj} -
             \hat{y}_{ui}) + \lambda \frac{\lVert \mathbf{E}^{(0)}_{u,i,j} \rVert^2}{2B}
+
+        Args:
+            users (torch.Tensor): ``[B]`` user ids.
+            pos_items (torch.Tensor): ``[B]`` positive item ids.
+            neg_items (torch.Tensor): ``[B]`` negative item ids, or ``[B, M]`` candidates: each
+                triple then uses the candidate its user scores highest under the current
+                embeddings (dynamic negative sampling, `Zhang et al., SIGIR 2013
+                <https://doi.org/10.1145/2484028.2484126>`_; the choice itself passes no gradient).
         """
-        nodes = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])
+        _check_triples(users, pos_items, neg_items, self.num_users, self.num_items)
         if self._adj is None:
             raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
-        if torch.compiler.is_compiling():
-            out, x0 = self.propagate()[nodes], self.embedding.weight[nodes]
-        else:
-            out, x0 = self._propagate_rows(nodes)
-        u, p, n = out.split(users.numel())
+        (u, p, n), x0 = self._propagate_triples(users, pos_items, neg_items)
         bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         reg = x0.pow(2).sum() / (2 * users.numel())
         return bpr + self.reg_weight * reg
@@ -544,8 +588,14 @@ class MF(_RankingMixin, Module):
         return self.user_embedding.weight, self.item_embedding.weight
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        """BPR loss plus the L2 penalty on the batch's embeddings."""
+        r"""BPR loss plus the L2 penalty on the batch's embeddings; ``neg_items`` is ``[B]`` or
+        ``[B, M]`` candidates of which the highest-scoring is used (see :meth:`LightGCN.loss`)."""
+        _check_triples(users, pos_items, neg_items, self.num_users, self.num_items)
         u = self.user_embedding(users)
+        if neg_items.dim() == 2:
+            with torch.no_grad():
+                scores = torch.bmm(self.item_embedding(neg_items), u.detach().unsqueeze(-1)).squeeze(-1)
+                neg_items = neg_items.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
         p, n = self.item_embedding(pos_items), self.item_embedding(neg_items)
         bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / (2 * users.numel())

@@ -171,3 +171,44 @@ def test_moving_or_casting_the_model_keeps_the_cached_graph_consistent():
         model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
         if not reorder:
             assert model._graph.inner is model._graph.adj  # one copy, not four
+
+
+@pytest.mark.parametrize("cls", [LightGCN, MF])
+def test_negative_candidates_train_on_the_hardest_one(cls):
+    # [B, M] candidates: the loss (and its gradient) equals the loss on each user's
+    # highest-scoring candidate, which is picked with the current embeddings.
+    torch.manual_seed(3)
+    g = torch.Generator().manual_seed(0)
+    U, I = 20, 30
+    ei = torch.stack([torch.randint(0, U, (80,), generator=g), torch.randint(0, I, (80,), generator=g)])
+    model = cls(U, I, embedding_dim=8).set_graph(ei)
+    users = torch.randint(0, U, (16,), generator=g)
+    pos = torch.randint(0, I, (16,), generator=g)
+    cand = torch.randint(0, I, (16, 5), generator=g)
+    user_emb, item_emb = (e.detach() for e in model.embeddings())
+    scores = (user_emb[users].unsqueeze(1) * item_emb[cand]).sum(-1)
+    hardest = cand[torch.arange(16), scores.argmax(1)]
+    assert not torch.equal(hardest, cand[:, 0])  # the choice matters in this example
+
+    model.zero_grad()
+    loss_dns = model.loss(users, pos, cand)
+    loss_dns.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    loss_ref = model.loss(users, pos, hardest)
+    loss_ref.backward()
+    assert loss_dns.item() == pytest.approx(loss_ref.item(), rel=1e-6)
+    for a, p in zip(grads, model.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-7)
+    # a single candidate column is plain BPR
+    assert model.loss(users, pos, cand[:, :1]).item() == pytest.approx(
+        model.loss(users, pos, cand[:, 0]).item(), rel=1e-6)
+
+
+def test_loss_rejects_mismatched_batches():
+    model = LightGCN(3, 4, embedding_dim=4).set_graph(small_graph())
+    users, pos = torch.tensor([0, 1]), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="neg_items must be"):
+        model.loss(users, pos, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="equal length"):
+        model.loss(users, torch.tensor([0]), torch.tensor([0, 1]))
