@@ -253,7 +253,8 @@ def cmd_train(args) -> int:
               "selected on the test part")
     t0 = time.time()
     result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
-                 negative_candidates=args.negative_candidates, eval_every=args.eval_every, patience=args.patience, ks=tuple(args.k), monitor=monitor,
+                 negative_candidates=args.negative_candidates, eval_every=args.eval_every,
+                 patience=args.patience, ks=tuple(args.k), monitor=monitor,
                  select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                  seed=args.seed, log_path=str(out / "history.jsonl"),
                  progress=False if args.no_progress else None, time_budget_s=args.time_budget)

@@ -258,17 +258,15 @@ class _LayerMeanRows(torch.autograd.Function):
         return total.index_add_(0, rows, direct), None, None, None
 
 
-def _hardest_candidates(emb: Tensor, user_rows: Tensor, candidate_rows: Tensor) -> Tensor:
-    r"""For each user row ``user_rows[b]`` of ``emb``, the entry of ``candidate_rows[b]`` (``[B, M]``
-    rows of ``emb``) with the highest dot product; ties go to the first candidate."""
-    B, M = candidate_rows.shape
-    u = emb.index_select(0, user_rows)
-    c = emb.index_select(0, candidate_rows.reshape(-1)).view(B, M, -1)
-    scores = torch.bmm(c, u.unsqueeze(-1)).squeeze(-1)
-    return candidate_rows.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+def _hardest_candidates(user_emb: Tensor, candidate_emb: Tensor, candidates: Tensor) -> Tensor:
+    r"""The entry of each row of ``candidates`` ``[B, M]`` whose embedding (``candidate_emb``,
+    ``[B, M, F]``) has the highest dot product with the user's (``user_emb``, ``[B, F]``);
+    ties go to the first candidate."""
+    scores = torch.bmm(candidate_emb, user_emb.unsqueeze(-1)).squeeze(-1)
+    return candidates.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
 
 
-def _check_triples(users: Tensor, pos_items: Tensor, neg_items: Tensor, num_users: int, num_items: int) -> None:
+def _check_triples(users: Tensor, pos_items: Tensor, neg_items: Tensor) -> None:
     """Shape checks of a BPR batch (ids are checked by the lookups themselves)."""
     if users.dim() != 1 or pos_items.shape != users.shape:
         raise ValueError(f"users and pos_items must be 1-D of equal length, got {list(users.shape)} "
@@ -471,11 +469,18 @@ class LightGCN(_RankingMixin, Module):
             return self.propagate()[nodes]
         return self._propagate_rows(nodes)[0]
 
-    def _propagate_rows(self, nodes: Tensor) -> Tuple[Tensor, Tensor]:
-        # (layer mean, layer 0) of ``nodes``, both from one autograd node: the layer-0 rows'
-        # gradient (the L2 penalty's) joins the propagated one without a second full-size buffer.
+    def _layer_rows(self, nodes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        # (layer mean, layer 0, inverse): ``mean[inverse]`` / ``x0[inverse]`` are the rows of
+        # ``nodes``; both come from one autograd node, so the layer-0 rows' gradient (the L2
+        # penalty's) joins the propagated one without a second full-size buffer
+        if torch.compiler.is_compiling():
+            return self.propagate(), self.embedding.weight, nodes
         uniq, inverse = torch.unique(nodes, return_inverse=True)
         mean, x0 = _LayerMeanRows.apply(self.embedding.weight, self._graph, uniq, self.num_layers)
+        return mean, x0, inverse
+
+    def _propagate_rows(self, nodes: Tensor) -> Tuple[Tensor, Tensor]:
+        mean, x0, inverse = self._layer_rows(nodes)
         # index_select: its backward is an index_add_, several times faster on CPU than the
         # accumulating index_put_ behind mean[inverse]
         return mean.index_select(0, inverse), x0.index_select(0, inverse)
@@ -484,17 +489,14 @@ class LightGCN(_RankingMixin, Module):
         # (layer mean, layer 0) rows of users, positives and negatives; with [B, M] negative
         # candidates, each user's hardest candidate under the current embeddings is kept
         B = users.numel()
-        flat_neg = neg_items.reshape(-1)
-        nodes = torch.cat([users, pos_items + self.num_users, flat_neg + self.num_users])
-        if torch.compiler.is_compiling():
-            mean, x0, inverse = self.propagate(), self.embedding.weight, nodes
-        else:
-            uniq, inverse = torch.unique(nodes, return_inverse=True)
-            mean, x0 = _LayerMeanRows.apply(self.embedding.weight, self._graph, uniq, self.num_layers)
+        nodes = torch.cat([users, pos_items + self.num_users, neg_items.reshape(-1) + self.num_users])
+        mean, x0, inverse = self._layer_rows(nodes)
         if neg_items.dim() == 2:
-            inv_u, inv_c = inverse[:B], inverse[2 * B:].view(B, -1)
+            inv_c = inverse[2 * B:].view(B, -1)
             with torch.no_grad():
-                chosen = _hardest_candidates(mean.detach(), inv_u, inv_c)
+                emb = mean.detach()
+                chosen = _hardest_candidates(emb.index_select(0, inverse[:B]),
+                                             emb.index_select(0, inv_c.reshape(-1)).view(*inv_c.shape, -1), inv_c)
             inverse = torch.cat([inverse[:2 * B], chosen])
         out, x0 = mean.index_select(0, inverse), x0.index_select(0, inverse)
         return out.split(B), x0
@@ -519,7 +521,7 @@ class LightGCN(_RankingMixin, Module):
                 embeddings (dynamic negative sampling, `Zhang et al., SIGIR 2013
                 <https://doi.org/10.1145/2484028.2484126>`_; the choice itself passes no gradient).
         """
-        _check_triples(users, pos_items, neg_items, self.num_users, self.num_items)
+        _check_triples(users, pos_items, neg_items)
         if self._adj is None:
             raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
         (u, p, n), x0 = self._propagate_triples(users, pos_items, neg_items)
@@ -590,12 +592,11 @@ class MF(_RankingMixin, Module):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         r"""BPR loss plus the L2 penalty on the batch's embeddings; ``neg_items`` is ``[B]`` or
         ``[B, M]`` candidates of which the highest-scoring is used (see :meth:`LightGCN.loss`)."""
-        _check_triples(users, pos_items, neg_items, self.num_users, self.num_items)
+        _check_triples(users, pos_items, neg_items)
         u = self.user_embedding(users)
         if neg_items.dim() == 2:
             with torch.no_grad():
-                scores = torch.bmm(self.item_embedding(neg_items), u.detach().unsqueeze(-1)).squeeze(-1)
-                neg_items = neg_items.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+                neg_items = _hardest_candidates(u, self.item_embedding(neg_items), neg_items)
         p, n = self.item_embedding(pos_items), self.item_embedding(neg_items)
         bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / (2 * users.numel())
