@@ -21,10 +21,15 @@ Runs checkpoint to ``--checkpoint-dir`` and resume from it, so a long run (Gowal
 need hours on a CPU) can continue across sittings; ``--time-budget`` stops cleanly after a number
 of seconds and the record states the epoch reached. ``--fast`` is a separately labelled recipe
 (batch 8192, lr 5e-3) that reaches good accuracy in fewer, cheaper epochs.
+``--negative-candidates M`` (dynamic negative sampling: each triple trains on the hardest of
+``M`` uniform candidates) is recorded as a ``-variant`` entry; with ``M = 64`` Gowalla reaches
+Recall@20 0.18 in 20 epochs instead of several hundred, then overfits, so keep early stopping on.
+A run resumes only with the settings it started with (other settings are refused).
 
-Example:
+Examples:
 
     python examples/lightgcn.py --dataset ML-1M --select test --time-budget 3600
+    python examples/lightgcn.py --dataset Gowalla --select test --negative-candidates 64 --eval-every 5
 """
 from __future__ import annotations
 
@@ -134,7 +139,11 @@ def main(argv=None) -> int:
         per_run.append({"seed": seed, "best_epoch": res.best_epoch + 1, "epochs_run": res.epochs_run,
                         "stopped_early": res.stopped_early, "interrupted": res.interrupted,
                         "wall_time_s": round(res.wall_time_s, 1),
-                        "test": {k: v for k, v in res.test.items() if "@" in k}})
+                        "test": {k: v for k, v in res.test.items() if "@" in k},
+                        # every evaluation: [epoch, wall time so far (s), recall@20, ndcg@20] on
+                        # the selection part (test or validation, as the protocol says)
+                        "trajectory": [[h["epoch"] + 1, h.get("elapsed_s"), round(h[f"{args.select}_recall@20"], 4),
+                                        round(h[f"{args.select}_ndcg@20"], 4)] for h in res.history]})
         if res.interrupted:  # checkpointed; rerun the same command to continue
             print(f"run {run}: interrupted; the record covers the runs so far", flush=True)
             break

@@ -26,7 +26,13 @@ from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns."""
+    """What :func:`fit` returns.
+
+    ``history`` holds one dict per evaluation: ``epoch`` (0-based), mean training ``loss``, the
+    metrics of the selection part prefixed with its name (``"valid_recall@20"``), ``best_epoch``
+    so far and ``elapsed_s``, the run's wall time up to then (earlier sittings and evaluations
+    included).
+    """
 
     best_epoch: int
     best_valid: Dict[str, float]
@@ -177,9 +183,23 @@ def fit(
     best_valid: Dict[str, float] = {}
     history: List[Dict[str, Any]] = []
     elapsed_before = 0.0
+    # What must not change between sittings of one run: resuming with other values would
+    # continue a different training procedure from this one's parameters and optimiser state.
+    train_settings = dict(batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
+                          sampler=sampler, negative_candidates=int(negative_candidates),
+                          select_on=select_on, monitor=monitor, seed=int(seed), num_train=int(graph.num_train))
     if ckpt_dir is not None and resume and (ckpt_dir / "last.pt").exists():
         state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer, map_location=device)
         extra = state["extra"] or {}
+        saved = extra.get("train_settings")
+        if saved is not None:
+            changed = {k: (saved.get(k), v) for k, v in train_settings.items() if saved.get(k) != v}
+            if changed:
+                raise ValueError(
+                    f"{ckpt_dir / 'last.pt'} was written by a run with other settings ("
+                    + ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
+                    + "); pass the same settings to continue it, or resume=False / another "
+                    "checkpoint_dir to start afresh")
         start_epoch = state["epoch"] + 1
         best_value = float(extra.get("best_value", -math.inf))
         best_epoch = int(extra.get("best_epoch", -1))
@@ -193,15 +213,19 @@ def fit(
 
     def checkpoint(epoch: int, path: pathlib.Path) -> None:
         extra = dict(best_value=best_value, best_epoch=best_epoch, bad_evals=bad_evals,
-                     best_valid=best_valid, history=history,
+                     best_valid=best_valid, history=history, train_settings=train_settings,
                      wall_time_s=elapsed_before + time.time() - t0,
                      generator=generator.get_state().tolist())
         save_checkpoint(path, model=model, optimizer=optimizer, epoch=epoch,
                         model_args=model.model_args, extra=extra)
 
     t0 = time.time()
-    stopped_early = False
+    # A run that already stopped early is finished: resuming it only restores the selected
+    # model and evaluates, it does not train further epochs.
+    stopped_early = start_epoch > 0 and bad_evals >= patience
     epoch = start_epoch - 1
+    if stopped_early:
+        epochs = start_epoch
     uses_own_negatives = hasattr(model, "sample_negatives")
     if sampler == "epoch":
         all_users, all_items = train[0], train[1]
@@ -250,6 +274,8 @@ def fit(
                 else:
                     bad_evals += 1
                 record["best_epoch"] = best_epoch
+                # wall time of the run so far, earlier sittings and evaluations included
+                record["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
                 history.append(record)
                 if logger is not None:
                     logger.log(**record)

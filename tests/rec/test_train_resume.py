@@ -102,3 +102,40 @@ def test_fit_with_negative_candidates_trains_on_both_samplers():
     from graphkit.nn.models import UltraGCN
     with pytest.raises(ValueError, match="draws its own negatives"):
         fit(UltraGCN(30, 40, embedding_dim=8), g, epochs=1, negative_candidates=4, progress=False)
+
+
+def test_resume_with_other_training_settings_is_refused(tmp_path):
+    import pytest
+
+    run(2, tmp_path / "c")
+    model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+    with pytest.raises(ValueError, match=r"negative_candidates: checkpoint 1, now 4"):
+        fit(model, tiny_graph(), epochs=4, batch_size=64, lr=0.01, eval_every=1, patience=100,
+            negative_candidates=4, checkpoint_dir=str(tmp_path / "c"), seed=3, progress=False)
+    with pytest.raises(ValueError, match=r"lr: checkpoint 0.01, now 0.02"):
+        fit(model, tiny_graph(), epochs=4, batch_size=64, lr=0.02, eval_every=1, patience=100,
+            checkpoint_dir=str(tmp_path / "c"), seed=3, progress=False)
+    # starting afresh in the same folder is allowed
+    res = fit(model, tiny_graph(), epochs=1, batch_size=64, lr=0.02, eval_every=1, patience=100,
+              checkpoint_dir=str(tmp_path / "c"), resume=False, seed=3, progress=False)
+    assert res.epochs_run == 1
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
+    def go():
+        torch.manual_seed(0)
+        model = LightGCN(30, 40, embedding_dim=8)
+        res = fit(model, tiny_graph(), epochs=200, batch_size=64, lr=0.05, eval_every=1, patience=3,
+                  checkpoint_dir=str(tmp_path / "d"), seed=3, progress=False)
+        return model, res
+
+    first_model, first = go()
+    assert first.stopped_early and first.epochs_run < 200
+    again_model, again = go()
+    assert again.stopped_early and again.epochs_run == first.epochs_run
+    assert len(again.history) == len(first.history)
+    assert again.best_epoch == first.best_epoch and again.test == first.test
+    assert torch.equal(first_model.embedding.weight, again_model.embedding.weight)
+    # every evaluation carries the run's wall time so far, non-decreasing
+    elapsed = [h["elapsed_s"] for h in first.history]
+    assert all(isinstance(t, float) for t in elapsed) and elapsed == sorted(elapsed)
