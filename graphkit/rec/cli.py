@@ -252,12 +252,19 @@ def cmd_train(args) -> int:
         print("note: no validation part (--valid-ratio is 0 or too small for these users): the best epoch is "
               "selected on the test part")
     t0 = time.time()
-    result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
-                 negative_candidates=args.negative_candidates, eval_every=args.eval_every,
-                 patience=args.patience, ks=tuple(args.k), monitor=monitor,
-                 select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
-                 seed=args.seed, log_path=str(out / "history.jsonl"),
-                 progress=False if args.no_progress else None, time_budget_s=args.time_budget)
+    try:
+        result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
+                     negative_candidates=args.negative_candidates, eval_every=args.eval_every,
+                     patience=args.patience, ks=tuple(args.k), monitor=monitor,
+                     select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
+                     seed=args.seed, log_path=str(out / "history.jsonl"),
+                     progress=False if args.no_progress else None, time_budget_s=args.time_budget)
+    except (ValueError, RuntimeError) as exc:
+        if args.no_resume or not (out / "checkpoints" / "last.pt").exists():
+            raise
+        # the checkpoint in --out belongs to another run (other settings, model or data)
+        return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the settings of that "
+                     f"run, or with --no-resume (starts afresh, overwriting it) or another --out")
     info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "interrupted": result.interrupted, "valid_metrics": result.best_valid, "test_metrics": result.test,

@@ -138,3 +138,18 @@ def test_negative_candidates_flag(events, tmp_path, capsys):
     assert main(base + ["--model", "mf", "--negative-candidates", "4", "--out", str(tmp_path / "m")]) == 0
     info = json.loads((tmp_path / "m" / "model.json").read_text())
     assert "negative_candidates" in json.dumps(info)
+
+
+def test_resuming_an_out_dir_with_other_settings_is_refused(events, tmp_path, capsys):
+    base = ["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+            "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--no-progress",
+            "--model", "lightgcn", "--out", str(tmp_path / "m")]
+    assert main(base) == 0
+    before = (tmp_path / "m" / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert main(base + ["--negative-candidates", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume from" in err and "negative_candidates: checkpoint 1, now 4" in err
+    assert "--no-resume" in err
+    assert (tmp_path / "m" / "model.pt").read_bytes() == before      # nothing overwritten
+    assert main(base + ["--negative-candidates", "4", "--no-resume"]) == 0
