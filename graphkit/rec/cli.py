@@ -214,7 +214,7 @@ def cmd_train(args) -> int:
     from graphkit.engine import resolve_device, seed_everything
     from graphkit.rec.io import save_model_dir
     from graphkit.rec.split import describe
-    from graphkit.rec.train import fit
+    from graphkit.rec.train import ResumeError, fit
 
     defaults = MODEL_DEFAULTS[args.model]
     lr = args.lr if args.lr is not None else defaults["lr"]
@@ -259,10 +259,7 @@ def cmd_train(args) -> int:
                      select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                      seed=args.seed, log_path=str(out / "history.jsonl"),
                      progress=False if args.no_progress else None, time_budget_s=args.time_budget)
-    except (ValueError, RuntimeError) as exc:
-        if args.no_resume or not (out / "checkpoints" / "last.pt").exists():
-            raise
-        # the checkpoint in --out belongs to another run (other settings, model or data)
+    except ResumeError as exc:  # the checkpoint in --out belongs to another run
         return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the settings of that "
                      f"run, or with --no-resume (starts afresh, overwriting it) or another --out")
     info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,

@@ -24,6 +24,11 @@ from graphkit.rec.evaluate import DotProductScorer, full_ranking
 from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
 
 
+class ResumeError(ValueError):
+    """The checkpoint :func:`fit` was asked to resume from cannot continue this run: it was
+    written by a run with other training settings, another model or data, or is unreadable."""
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -136,7 +141,9 @@ def fit(
             LightGCN/UltraGCN reference code, which picks the best epoch on the test set; the
             result then says so). (default: ``"valid"``)
         checkpoint_dir (str, optional): where to keep ``last.pt`` (resume) and ``best.pt``.
-        resume (bool): continue from ``checkpoint_dir/last.pt`` when it exists. (default: ``True``)
+        resume (bool): continue from ``checkpoint_dir/last.pt`` when it exists; a checkpoint of
+            a run with other training settings, model or data raises :class:`ResumeError`.
+            (default: ``True``)
         seed (int): seed of the sampling generator. (default: ``0``)
         log_path (str, optional): JSONL file receiving one line per evaluation.
         progress (bool, optional): show tqdm bars (default: only on a terminal and outside CI).
@@ -189,13 +196,16 @@ def fit(
                           sampler=sampler, negative_candidates=int(negative_candidates),
                           select_on=select_on, monitor=monitor, seed=int(seed), num_train=int(graph.num_train))
     if ckpt_dir is not None and resume and (ckpt_dir / "last.pt").exists():
-        state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer, map_location=device)
+        try:
+            state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer, map_location=device)
+        except (ValueError, RuntimeError) as exc:
+            raise ResumeError(str(exc)) from exc
         extra = state["extra"] or {}
         saved = extra.get("train_settings")
         if saved is not None:
             changed = {k: (saved.get(k), v) for k, v in train_settings.items() if saved.get(k) != v}
             if changed:
-                raise ValueError(
+                raise ResumeError(
                     f"{ckpt_dir / 'last.pt'} was written by a run with other settings ("
                     + ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
                     + "); pass the same settings to continue it, or resume=False / another "
