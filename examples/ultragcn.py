@@ -270,6 +270,20 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
     return state
 
 
+def _trajectory(state: dict, part: str) -> list:
+    """``[epochs trained, training seconds so far, recall@20, ndcg@20]`` per evaluation."""
+    elapsed, total = [], 0.0
+    for t in state["epoch_times"]:
+        total += t
+        elapsed.append(total)
+    rows = []
+    for h in state["history"]:
+        e = h["epoch"]
+        t = round(elapsed[e], 1) if e < len(elapsed) else None
+        rows.append([e + 1, t, round(h[part]["recall@20"], 4), round(h[part]["ndcg@20"], 4)])
+    return rows
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     from graphkit.engine import keep_freed_memory
@@ -360,6 +374,7 @@ def main(argv=None) -> None:
     entry = args.entry or (f"ultragcn-{cfg['key']}" + ("-variant" if cfg["overrides"] else "")
                            + ("-valsel" if args.selection == "valid" else ""))
     ep = [s["epoch_times"] for s in states]
+    select_part = "valid" if args.selection == "valid" else "test"
     extra = dict(selection=args.selection, best_epochs=[s["best"]["epoch"] for s in states],
                  epochs_trained=[s["epoch"] + 1 for s in states],
                  finished=[bool(s["done"]) for s in states],
@@ -370,6 +385,11 @@ def main(argv=None) -> None:
                  item_item_constraint_s=[round(s["graph_time"], 2) for s in states],
                  hyper_parameters={k: cfg[k] for k in ("lr", "batch_size", "patience") + MODEL_KEYS},
                  torch_threads=args.threads)
+    # every evaluation of every run: epochs trained, training time so far (s, evaluations
+    # excluded), and Recall@20 / NDCG@20 on the selection part (test or validation)
+    extra["trajectory_columns"] = ["epochs_trained", "train_time_s", f"{select_part}_recall@20",
+                                   f"{select_part}_ndcg@20"]
+    extra["trajectory"] = [_trajectory(s, select_part) for s in states]
     if args.selection == "valid":
         extra["best_on_test_in_same_run"] = [dict(epoch=s["best_test"]["epoch"], **s["best_test"]["test"])
                                              for s in states]
