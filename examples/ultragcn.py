@@ -35,6 +35,7 @@ shuffled with torch's generator instead of a DataLoader; ``--time-budget`` can s
 from __future__ import annotations
 
 import argparse
+import itertools
 import pathlib
 import sys
 import time
@@ -272,10 +273,7 @@ def train_run(run: int, args, cfg: dict, graph, device: torch.device, ckpt_dir: 
 
 def _trajectory(state: dict, part: str) -> list:
     """``[epochs trained, training seconds so far, recall@20, ndcg@20]`` per evaluation."""
-    elapsed, total = [], 0.0
-    for t in state["epoch_times"]:
-        total += t
-        elapsed.append(total)
+    elapsed = list(itertools.accumulate(state["epoch_times"]))
     rows = []
     for h in state["history"]:
         e = h["epoch"]
