@@ -22,7 +22,7 @@ need hours on a CPU) can continue across sittings; ``--time-budget`` stops clean
 of seconds and the record states the epoch reached. ``--fast`` is a separately labelled recipe
 (batch 8192, lr 5e-3) that reaches good accuracy in fewer, cheaper epochs.
 ``--negative-candidates M`` (dynamic negative sampling: each triple trains on the hardest of
-``M`` uniform candidates) is recorded as a ``-variant`` entry; with ``M = 64`` Gowalla reaches
+``M`` uniform candidates) is recorded as a separate entry named after it (``-neg64``); with ``M = 64`` Gowalla reaches
 Recall@20 0.18 in 20 epochs instead of several hundred, then overfits, so keep early stopping on.
 A run resumes only with the settings it started with (other settings are refused).
 
@@ -44,6 +44,16 @@ PAPER = {
     "Yelp2018": {"recall@20": 0.0649, "ndcg@20": 0.0530, "source": "LightGCN paper (SIGIR 2020), Table 3"},
     "ML-1M": {"recall@20": 0.2576, "ndcg@20": 0.2427, "source": "UltraGCN paper (CIKM 2021), Table 3 (LightGCN row)"},
 }
+
+
+def entry_for(dataset: str, *, fast: bool, changed: dict, select: str) -> str:
+    """The record's entry id: ``lightgcn-gowalla`` for the paper's recipe, ``-fast`` for the fast
+    recipe, the settings changed from the paper's by name (``lightgcn-gowalla-neg64``), and
+    ``-valid`` when the epoch is selected on validation."""
+    from graphkit.engine import variant_tag
+
+    return (f"lightgcn-{dataset.lower()}" + ("-fast" if fast else "")
+            + (f"-{variant_tag(changed)}" if changed else "") + ("-valid" if select == "valid" else ""))
 
 
 def main(argv=None) -> int:
@@ -102,8 +112,7 @@ def main(argv=None) -> int:
     from graphkit.rec.split import holdout_validation
     from graphkit.rec.train import fit
 
-    entry = f"lightgcn-{args.dataset.lower()}" + ("-fast" if args.fast else "") + \
-        ("-variant" if changed else "") + ("-valid" if args.select == "valid" else "")
+    entry = entry_for(args.dataset, fast=args.fast, changed=changed, select=args.select)
     device = resolve_device(args.device)
     values = {"recall@20": [], "ndcg@20": []}
     per_run = []

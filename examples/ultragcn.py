@@ -44,7 +44,7 @@ from typing import Dict, Optional
 import torch
 
 from graphkit.engine import (GracefulStop, JSONLLogger, adam, load_checkpoint, resolve_device,
-                             save_checkpoint, seed_everything, write_result_record)
+                             save_checkpoint, seed_everything, variant_tag, write_result_record)
 from graphkit.nn.models import UltraGCN
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
 
@@ -105,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root", default=None, help="dataset root (default: $GRAPHKIT_DATA)")
     p.add_argument("--out", default="leaderboards/results", help="folder for the result record")
     p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint folder (default: runs/ultragcn/<dataset>[-variant]-<selection>)")
+                   help="checkpoint folder (default: runs/ultragcn/<dataset>[-<changed settings>]-<selection>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--time-budget", type=float, default=None,
@@ -113,8 +113,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=None,
                    help="evaluate every N epochs (default: the authors' schedule, every 5 epochs "
                         "before epoch 50, then every epoch)")
-    p.add_argument("--entry", default=None, help="record entry id (default: ultragcn-<dataset>[-variant][-valsel]; "
-                        "'-variant' when a hyper-parameter is overridden)")
+    p.add_argument("--entry", default=None,
+                   help="record entry id (default: ultragcn-<dataset>[-<changed settings>][-valsel], "
+                        "e.g. ultragcn-gowalla-lr0.001 when --lr 1e-3 overrides the authors' value)")
     p.add_argument("--no-record", action="store_true", help="do not write a result record")
     p.add_argument("--record-only", action="store_true",
                    help="do not train: write the record from the last checkpoints in --checkpoint-dir")
@@ -145,6 +146,15 @@ def config_for(args) -> dict:
             cfg[k] = v
     cfg["overrides"] = overrides
     return cfg
+
+
+def variant_key(cfg: dict) -> str:
+    """``gowalla`` for the authors' config, ``gowalla-lr0.001`` when ``--lr 1e-3`` overrides it.
+
+    Changed hyper-parameters make a separately named entry (and checkpoint folder) that says
+    what varies.
+    """
+    return cfg["key"] + (f"-{variant_tag(cfg['overrides'])}" if cfg["overrides"] else "")
 
 
 def should_eval(epoch: int, every: Optional[int]) -> bool:
@@ -296,7 +306,7 @@ def main(argv=None) -> None:
         from graphkit.rec.split import holdout_validation
         graph = holdout_validation(graph, valid_ratio=args.valid_ratio, seed=args.seed)
     print(graph, flush=True)
-    tag = f"{cfg['key']}" + ("-variant" if cfg["overrides"] else "") + f"-{args.selection}"
+    tag = variant_key(cfg) + f"-{args.selection}"
     ckpt_dir = pathlib.Path(args.checkpoint_dir or f"runs/ultragcn/{tag}")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
@@ -368,9 +378,7 @@ def main(argv=None) -> None:
                 deviations.append(f"{name} {mean:.4f} is below the paper's {m['paper']} by more "
                                   f"than 3% (relative)" + ("; the run did not reach the authors' "
                                   "stopping point" if not all(s["done"] for s in states) else ""))
-    # changed hyper-parameters make a separately named variant unless --entry names it
-    entry = args.entry or (f"ultragcn-{cfg['key']}" + ("-variant" if cfg["overrides"] else "")
-                           + ("-valsel" if args.selection == "valid" else ""))
+    entry = args.entry or ("ultragcn-" + variant_key(cfg) + ("-valsel" if args.selection == "valid" else ""))
     ep = [s["epoch_times"] for s in states]
     select_part = "valid" if args.selection == "valid" else "test"
     extra = dict(selection=args.selection, best_epochs=[s["best"]["epoch"] for s in states],

@@ -41,6 +41,7 @@ _EXPORTS = {
     "load_record": "records",
     "load_records": "records",
     "RecordError": "records",
+    "variant_tag": "records",
     # distributed.py
     "init_distributed": "distributed",
     "is_main_process": "distributed",

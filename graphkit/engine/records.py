@@ -24,7 +24,7 @@ import re
 import shlex
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._io import atomic_write_text
 from .tracker import mean_std
@@ -81,6 +81,37 @@ def _is_number(x: Any) -> bool:
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+#: Short names of common hyper-parameters in entry ids (:func:`variant_tag`).
+SETTING_ABBREVIATIONS = {
+    "negative_candidates": "neg", "batch_size": "batch", "lr": "lr", "embedding_dim": "dim",
+    "num_layers": "layers", "reg_weight": "reg", "init_std": "std", "num_negatives": "neg",
+    "negative_weight": "negw", "patience": "patience", "sampler": "sampler",
+    "num_neighbors": "neighbors", "lambda_": "lambda", "sift_positives": "sift",
+}
+
+
+def variant_tag(changed: Mapping[str, Any]) -> str:
+    """A file-name-safe tag naming the settings a run changed from the paper's.
+
+    Used in entry ids so that a variant says what varies: ``{"negative_candidates": 64}``
+    gives ``"neg64"``, ``{"lr": 1e-3, "batch_size": 8192}`` gives ``"lr0.001-batch8192"``
+    (in the mapping's order), ``{"sampler": "epoch"}`` gives ``"sampler-epoch"``. Known settings
+    are abbreviated by :data:`SETTING_ABBREVIATIONS`; other names keep their own spelling with
+    ``_`` turned into ``-``. An empty mapping gives ``""``.
+    """
+    parts = []
+    for name, value in changed.items():
+        short = SETTING_ABBREVIATIONS.get(name, name.replace("_", "-"))
+        text = format(value, "g") if isinstance(value, float) else str(value)
+        text = re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+        # "neg64", "lr0.001"; a value that does not start with a digit is set off: "sampler-epoch"
+        parts.append(short + (text if text[:1].isdigit() else "-" + text))
+    tag = "-".join(parts)
+    if tag and not _ENTRY_RE.fullmatch(tag):  # e.g. a negative value as the first setting
+        raise ValueError(f"variant_tag: cannot make a file-name-safe tag of {dict(changed)!r}")
+    return tag
 
 
 def validate_record(record: Any, source: str = "<record>",

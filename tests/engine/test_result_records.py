@@ -128,3 +128,15 @@ def test_current_command():
         "python examples/dagnn.py --dataset 'Coauthor CS'"
     assert current_command(["/usr/bin/graphkit", "leaderboard", "table"]) == \
         "graphkit leaderboard table"
+
+
+def test_variant_tag_names_what_changed():
+    from graphkit.engine import variant_tag
+
+    assert variant_tag({}) == ""
+    assert variant_tag({"negative_candidates": 64}) == "neg64"
+    assert variant_tag({"lr": 1e-3, "batch_size": 8192}) == "lr0.001-batch8192"
+    assert variant_tag({"lambda_": 2.75, "my_setting": "a b"}) == "lambda2.75-my-setting-a-b"
+    assert variant_tag({"sampler": "epoch", "negative_weight": -1}) == "sampler-epoch-negw--1"
+    with pytest.raises(ValueError, match="file-name-safe"):
+        variant_tag({"": -1})

@@ -27,3 +27,12 @@ def test_trajectory_of_an_evaluation_without_timing_has_no_time(example):
     # checkpoints from before epoch times were kept: the time column is unknown, not zero
     state = dict(epoch_times=[], history=[dict(epoch=4, valid={"recall@20": 0.3, "ndcg@20": 0.25})])
     assert example._trajectory(state, "valid") == [[5, None, 0.3, 0.25]]
+
+
+
+def test_an_overridden_setting_names_the_entry_and_checkpoint_folder(example):
+    cfg = example.config_for(example.parse_args(["--dataset", "Gowalla", "--lr", "1e-3"]))
+    assert cfg["overrides"] == {"lr": 1e-3}
+    assert example.variant_key(cfg) == "gowalla-lr0.001"
+    cfg = example.config_for(example.parse_args(["--dataset", "Gowalla", "--lr", "1e-4"]))
+    assert example.variant_key(cfg) == "gowalla"  # the authors' own value is no override
