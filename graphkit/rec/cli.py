@@ -32,6 +32,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_threads(parser) -> None:
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="CPU threads for torch (default: torch's choice, one per core). On a machine "
+                             "busy with other jobs, fewer threads than cores keep torch's threads from "
+                             "waiting on each other, which can slow small models many times over")
+
+
+def _apply_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def add_parser(subparsers) -> None:
     rec = subparsers.add_parser("rec", help="recommenders on your own interaction data",
                                 description="Train, recommend and evaluate recommenders on a CSV/TSV/Parquet "
@@ -73,6 +87,7 @@ def add_parser(subparsers) -> None:
     model.add_argument("--monitor", default=None, help="selection metric (default recall@<first k>)")
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--device", default="auto")
+    _add_threads(model)
     model.add_argument("--time-budget", type=float, help="stop after this many seconds (checkpointed)")
     ultra = t.add_argument_group("UltraGCN (--model ultragcn; defaults: the paper's ML-1M settings)")
     for flag, dest, kind, text in ULTRAGCN_FLAGS:
@@ -93,6 +108,7 @@ def add_parser(subparsers) -> None:
     r.add_argument("--include-seen", action="store_true", help="do not mask the users' training items")
     r.add_argument("--out", help="write a CSV (user,rank,item,score) instead of printing")
     r.add_argument("--device", default="cpu")
+    _add_threads(r)
     r.set_defaults(func=cmd_recommend)
 
     e = sub.add_parser("evaluate", help="full-ranking metrics of a trained model")
@@ -104,6 +120,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--part", choices=("test", "valid"), default="test")
     e.add_argument("--k", type=_positive_int, nargs="+", default=[10, 20])
     e.add_argument("--device", default="cpu")
+    _add_threads(e)
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_evaluate)
 
@@ -206,6 +223,7 @@ def _plot_curve(history: List[Dict[str, Any]], monitor: str, path: pathlib.Path)
 
 
 def cmd_train(args) -> int:
+    _apply_threads(args)
     extra = {dest: getattr(args, dest) for _, dest, _, _ in ULTRAGCN_FLAGS
              if getattr(args, dest) is not None}
     if extra and args.model != "ultragcn":
@@ -301,6 +319,7 @@ def _resolve_users(requested: List[Any], user_ids):
 
 
 def cmd_recommend(args) -> int:
+    _apply_threads(args)
     import torch
 
     from graphkit.rec.io import load_model_dir
@@ -354,6 +373,7 @@ def _score_rows(model, users):
 
 
 def cmd_evaluate(args) -> int:
+    _apply_threads(args)
     from graphkit.rec.data import from_dataframe, read_table
     from graphkit.rec.io import load_model_dir
     from graphkit.rec.train import evaluate_model

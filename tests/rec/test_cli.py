@@ -153,3 +153,15 @@ def test_resuming_an_out_dir_with_other_settings_is_refused(events, tmp_path, ca
     assert "--no-resume" in err
     assert (tmp_path / "m" / "model.pt").read_bytes() == before      # nothing overwritten
     assert main(base + ["--negative-candidates", "4", "--no-resume"]) == 0
+
+
+def test_threads_flag_sets_torch_threads(model_dir, capsys):
+    before = torch.get_num_threads()
+    try:
+        assert main(["rec", "evaluate", "--model-dir", str(model_dir), "--k", "5", "--json", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        main(["rec", "evaluate", "--model-dir", str(model_dir), "--threads", "0"])
+    assert "--threads: must be a positive integer" in capsys.readouterr().err
