@@ -18,9 +18,12 @@ PyG's ``GRUAggregation`` and ``LCMAggregation`` are not run on the power-law gra
 dense ``[N, max_degree, C]`` padding alone is ``N * d_max * C * 4`` bytes, and the GRU
 activations of the first tree level are several times that (see the printed estimate).
 
+Writes its section of ``leaderboards/speed.md`` (``--write-speed-md PATH`` to write elsewhere,
+``--no-write`` to print only; ``--json PATH`` also keeps the raw results).
+
 Usage::
 
-    python benchmarks/bench_aggr.py                 # all, prints a markdown table
+    python benchmarks/bench_aggr.py                 # all modules, one round
     python benchmarks/bench_aggr.py --graphs uniform --modules pyg-lcm,lcm --reps 1
     python benchmarks/bench_aggr.py --graphs uniform --modules pyg-lcm,lcm --rounds 5  # medians
 """
@@ -31,6 +34,10 @@ import resource
 import subprocess
 import sys
 import time
+
+import _report
+
+SECTION = "bench_aggr"
 
 NUM_NODES = 20_000
 CHANNELS = 64
@@ -184,7 +191,97 @@ def combine_rounds(per_round: list) -> list:
     return out
 
 
-def main() -> None:
+NAMES = {
+    "pyg-sum": "PyG `SumAggregation`",
+    "pyg-max": "PyG `MaxAggregation`",
+    "pyg-gru": "PyG `GRUAggregation`",
+    "pyg-lcm": "PyG `LCMAggregation`",
+    "lcm": "graphkit `LCMAggregation`",
+    "lcm-compiled": "graphkit `LCMAggregation(compiled_kernels=True)`",
+    "ggem": "graphkit `GGeMAggregation` (8 groups)",
+    "attsets": "graphkit `AttSetsAggregation`",
+    "ponet": "graphkit `PoNetAggregation` (4 heads)",
+    "spp": "graphkit `SPPAggregation` (1, 2, 4)",
+}
+
+
+def find(results: list, module: str, graph: str):
+    for r in results:
+        if r["module"] == module and r["graph"] == graph:
+            return r
+    return None
+
+
+def table_lines(results: list, date: str) -> list:
+    """Markdown table rows: time, ratio to PyG's sum in the same run, memory, date."""
+    lines = ["| graph | module | fwd+bwd (s) | x PyG sum | extra peak memory (GB) | measured |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
+    for r in results:
+        name = NAMES.get(r["module"], r["module"])
+        if r["time_s"] is None:
+            lines.append(f"| {r['graph']} | {name} | — | — | {r.get('note', '')} | {date} |")
+            continue
+        ref = find(results, "pyg-sum", r["graph"])
+        ratio = f"{r['time_s'] / ref['time_s']:.1f}" if ref and ref["time_s"] else "—"
+        lines.append(f"| {r['graph']} | {name} | {r['time_s']:.3f} | {ratio} | "
+                     f"{r['extra_mem_gb']:.2f} | {date} |")
+    return lines
+
+
+def lcm_summary(results: list, heavy_reps: int) -> list:
+    """Speed-up of graphkit's LCM over PyG's on the uniform graph, and the goals."""
+    theirs = find(results, "pyg-lcm", "uniform")
+    lines = []
+    for name in ("lcm-compiled", "lcm"):
+        ours = find(results, name, "uniform")
+        if not (ours and theirs and ours["time_s"] and theirs["time_s"]):
+            continue
+        speedup = theirs["time_s"] / ours["time_s"]
+        text = (f"- {NAMES[name]} over PyG's `LCMAggregation`, uniform graph: **{speedup:.2f}x**"
+                f" (goal >= {GOAL_SPEEDUP:.0f}x: {_report.goal(speedup >= GOAL_SPEEDUP)})")
+        if "round_times" in ours and "round_times" in theirs and len(ours["round_times"]) > 1:
+            per = [t / o for t, o in zip(theirs["round_times"], ours["round_times"])]
+            text += "; per round " + ", ".join(f"{v:.2f}" for v in per)
+        first = theirs.get("first_call_s"), ours.get("first_call_s")
+        if heavy_reps > 1 and all(first):
+            text += f"; first call of each process {first[0] / first[1]:.2f}x"
+        lines.append(text + ".")
+    for name in ("lcm-compiled", "lcm"):
+        pl = find(results, name, "powerlaw")
+        if pl and pl["time_s"]:
+            lines.append(f"- {NAMES[name]} on the power-law graph: {pl['extra_mem_gb']:.2f} GB extra "
+                         f"(goal < {GOAL_POWERLAW_GB:.0f} GB: "
+                         f"{_report.goal(pl['extra_mem_gb'] < GOAL_POWERLAW_GB)}).")
+    return lines
+
+
+def format_section(results: list, args, cmd: str, env: str) -> str:
+    """The markdown of this benchmark's section of ``leaderboards/speed.md``."""
+    allocator = ("glibc's default allocator settings" if args.no_malloc_tuning else
+                 "`graphkit.engine.keep_freed_memory()` (as graphkit's command and examples)")
+    lines = ["## Aggregations: LCM, GGeM, AttSets, PoNet, SPP vs PyG (forward + backward)", "",
+             f"Forward + backward of one aggregation over a sorted `index`, {NUM_NODES:,} nodes, "
+             f"{CHANNELS} channels, each (module, graph) in a fresh one-thread process with "
+             f"{allocator}, after a small warm-up (which also compiles the kernels of "
+             "`compiled_kernels=True`). Time = best of the repetitions in a process (the steady "
+             f"state of a training loop), median over {_report.plural(args.rounds, 'round')} "
+             "run module after module; x PyG sum = ratio to PyG's `SumAggregation` in the "
+             "same run; extra memory = "
+             "peak RSS minus RSS before the first timed call. Graphs: `uniform`, in-degrees "
+             "uniform in [0, 32] plus one node of 36; `powerlaw`, a truncated power law on "
+             "[1, 1000] (mean about 16) with one node of 1000. graphkit's `LCMAggregation` "
+             "applies the operator once per merge of a padding-free balanced tree (PyG pads "
+             "every node to the largest degree) and keeps its backward factors in reused "
+             "buffers.", ""]
+    lines += table_lines(results, time.strftime("%Y-%m-%d", time.gmtime()))
+    summary = lcm_summary(results, args.heavy_reps)
+    lines += ["", f"Command: `{cmd}`", "", f"Environment: {env}"]
+    if summary:
+        lines += ["", "Goals:", ""] + summary
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--graphs", default="uniform,powerlaw")
     p.add_argument("--modules", default=",".join(MODULES))
@@ -195,16 +292,20 @@ def main() -> None:
                    help="repeat the whole sweep this many times, interleaved (module after module "
                         "within a round), and report per-module medians; ratios then compare "
                         "runs made under the same machine load")
-    p.add_argument("--out", default="", help="optional JSON output file")
+    p.add_argument("--json", default="", help="optional JSON output file of the raw results")
     p.add_argument("--no-malloc-tuning", action="store_true",
                    help="run the workers with glibc's default allocator settings instead of "
                         "graphkit.engine.keep_freed_memory() (applied to every module alike)")
     p.add_argument("--worker", nargs=3, metavar=("MODULE", "GRAPH", "REPS"), help=argparse.SUPPRESS)
-    args = p.parse_args()
+    _report.add_output_args(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
         return
-
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if args.no_malloc_tuning:
         env["GRAPHKIT_MALLOC_TUNING"] = "0"
@@ -214,51 +315,12 @@ def main() -> None:
             print(f"round {rnd + 1}/{args.rounds}", flush=True)
         per_round.append(sweep(args, env))
     results = combine_rounds(per_round)
-
-    def get(module, graph):
-        for r in results:
-            if r["module"] == module and r["graph"] == graph:
-                return r
-        return None
-
-    lines = ["| graph | module | fwd+bwd (s) | × PyG sum | extra peak memory (GB) |",
-             "| --- | --- | ---: | ---: | ---: |"]
-    for r in results:
-        ref = get("pyg-sum", r["graph"])
-        if r["time_s"] is None:
-            lines.append(f"| {r['graph']} | {r['module']} | — | — | {r.get('note', '')} |")
-            continue
-        ratio = (r["time_s"] / ref["time_s"]) if ref and ref["time_s"] else float("nan")
-        lines.append(f"| {r['graph']} | {r['module']} | {r['time_s']:.3f} | {ratio:.1f} | "
-                     f"{r['extra_mem_gb']:.2f} |")
-    print("\n" + "\n".join(lines))
-    for name in ("lcm", "lcm-compiled"):
-        report_lcm(args, get(name, "uniform"), get("pyg-lcm", "uniform"), name)
-    for name in ("lcm", "lcm-compiled"):
-        pl = get(name, "powerlaw")
-        if pl and pl["time_s"]:
-            print(f"{name} on the power-law graph: {pl['time_s']:.2f} s, {pl['extra_mem_gb']:.2f} GB "
-                  f"extra (goal < {GOAL_POWERLAW_GB} GB: "
-                  f"{'met' if pl['extra_mem_gb'] < GOAL_POWERLAW_GB else 'NOT met'})")
-    if args.out:
-        with open(args.out, "w") as f:
+    if args.json:
+        with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
-
-
-def report_lcm(args, ours, theirs, name) -> None:
-    if ours and theirs and ours["time_s"] and theirs["time_s"]:
-        speedup = theirs["time_s"] / ours["time_s"]
-        print(f"\n{name} speed-up over PyG's LCM on the uniform graph: {speedup:.2f}x "
-              f"(goal >= {GOAL_SPEEDUP}x: {'met' if speedup >= GOAL_SPEEDUP else 'NOT met'}); "
-              f"memory {ours['extra_mem_gb']:.2f} GB vs {theirs['extra_mem_gb']:.2f} GB")
-        if "round_times" in ours and "round_times" in theirs:
-            per = [t / o for t, o in zip(theirs["round_times"], ours["round_times"])]
-            print("  per round: " + ", ".join(f"{v:.2f}" for v in per))
-        if args.heavy_reps > 1:
-            first = theirs.get("first_call_s"), ours.get("first_call_s")
-            if all(first):
-                print(f"  first call of each process only (ours allocates its reusable factor "
-                      f"buffer there): {first[0] / first[1]:.2f}x")
+    body = format_section(results, args, _report.command(__file__, argv),
+                          _report.environment(_report.threads_label(1), args.note))
+    _report.publish(args, SECTION, body)
 
 
 if __name__ == "__main__":

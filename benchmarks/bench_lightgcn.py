@@ -26,14 +26,15 @@ The process calls ``graphkit.engine.keep_freed_memory()`` first, as ``graphkit r
 so every implementation runs with the same allocator settings (freed memory reused rather than
 page-faulted in anew).
 
-Usage: ``python benchmarks/bench_lightgcn.py [--rounds 20] [--out leaderboards/speed.md]``
+Writes its section of ``leaderboards/speed.md`` (``--write-speed-md PATH`` to write elsewhere,
+``--no-write`` to print only).
+
+Usage: ``python benchmarks/bench_lightgcn.py [--rounds 20] [--threads 2] [--no-write]``
 """
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -42,48 +43,36 @@ import time
 import numpy as np
 import torch
 
+import _report
+
+SECTION = "bench_lightgcn"
+OURS = "graphkit (cached CSR, batch rows, symmetric backward)"
+FULL_RANKING = "graphkit full_ranking (recall+ndcg)"
+DENSE_MASK = "dense-mask 2048-user blocks (top-20 only)"
+GOAL_STEP_S, GOAL_VS_EDGE_INDEX, GOAL_VS_SPARSE = 0.12, 20.0, 3.0
+GOAL_RANKING_S, GOAL_MEMORY_GB = 4.0, 2.0
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="Gowalla")
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--eval-rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default=None, help="markdown file to update (section 'LightGCN')")
     p.add_argument("--ours-only-memory", action="store_true",
                    help="internal: train a few graphkit steps and rank once, print the peak RSS")
-    args = p.parse_args(argv)
-    from graphkit.engine import adam, keep_freed_memory
+    _report.add_output_args(p)
+    return p.parse_args(argv)
 
-    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.ours_only_memory:
-        return _ours_only_memory(args.dataset)
 
-    import scipy.sparse as sp
+def step_functions(g, adj) -> tuple:
+    """graphkit's model and one training step per implementation (own model and optimiser)."""
     from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
-    from graphkit.datasets import load
+    from graphkit.engine import adam
     from graphkit.nn.models import LightGCN
-    from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
-    from graphkit.rec.evaluate import DotProductScorer, full_ranking
-    from graphkit._ranking import PairIndex
-    from graphkit.rec.sampling import sample_bpr_triples
 
-    g = load(args.dataset)
     U, I = g.num_users, g.num_items
-    t0 = time.perf_counter()
-    adj = bipartite_normalized_adjacency(g.train, U, I)
-    build_s = time.perf_counter() - t0
-    print(f"{g}; normalised adjacency built in {build_s:.2f} s")
-
-    # The same batches for everyone.
-    index = PairIndex(g.train, U, I)
-    gen = torch.Generator().manual_seed(0)
-    batches = [sample_bpr_triples(index, 2048, I, gen) for _ in range(args.rounds)]
-
     torch.manual_seed(0)
     ours = LightGCN(U, I, 64, 3).set_graph(g.train)
     plain = LightGCN(U, I, 64, 3).set_graph(g.train)
@@ -125,30 +114,40 @@ def main(argv=None) -> int:
         loss.backward()
         pyg_opt.step()
 
-    impls = {
-        "graphkit (cached CSR, batch rows, symmetric backward)": step_ours,
+    return ours, {
+        OURS: step_ours,
         "torch.sparse autograd (same CSR)": step_plain,
         "PyG LightGCN on edge_index": lambda b: step_pyg(b, homo),
         "PyG LightGCN on torch.sparse adj_t": lambda b: step_pyg(b, adj_t),
     }
+
+
+def time_steps(impls: dict, batches: list, rounds: int):
+    """Median wall and CPU seconds per step, interleaved rounds on the same batches."""
     times = {k: [] for k in impls}
     cpu = {k: [] for k in impls}
     for fn in impls.values():  # warm-up
         fn(batches[0])
-    for r in range(args.rounds):
+    for r in range(rounds):
         for name, fn in impls.items():
             t, c = time.perf_counter(), time.process_time()
             fn(batches[r])
             times[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v[-1]:.3f}" for v in times.values()), flush=True)
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{v[-1]:.3f}" for v in times.values()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    steps_per_epoch = math.ceil(g.num_train / 2048)
+    return med, med_cpu
 
-    # Full ranking.
+
+def time_ranking(g, ours, eval_rounds: int) -> dict:
+    """Full ranking of all test users: graphkit, block-dense masking, and one propagation."""
+    import scipy.sparse as sp
+
+    from graphkit.rec.evaluate import DotProductScorer, full_ranking
+
+    U, I = g.num_users, g.num_items
     ours.eval()
-    user_emb, item_emb = (t.detach() for t in ours.embeddings())
     train_csr = sp.csr_matrix((np.ones(g.num_train, dtype=bool), (g.train[0].numpy(), g.train[1].numpy())),
                               shape=(U, I))
     test_users = torch.unique(g.test[0])
@@ -175,11 +174,10 @@ def main(argv=None) -> int:
         with torch.no_grad():
             ours.embeddings()
 
-    ev = {"graphkit full_ranking (recall+ndcg)": [], "dense-mask 2048-user blocks (top-20 only)": [],
-          "one propagation": []}
+    ev = {FULL_RANKING: [], DENSE_MASK: [], "one propagation": []}
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     ev_cpu = {k: [] for k in ev}
-    for r in range(args.eval_rounds):
+    for r in range(eval_rounds):
         for name, fn in zip(ev, (eval_ours, eval_dense_mask, propagate_once)):
             t, c = time.perf_counter(), time.process_time()
             fn()
@@ -189,46 +187,104 @@ def main(argv=None) -> int:
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     evm = {k: statistics.median(v) for k, v in ev.items()}
     evm_cpu = {k: statistics.median(v) for k, v in ev_cpu.items()}
-    ref_est = math.ceil(test_users.numel() / 100) * evm["one propagation"] + \
-        evm["dense-mask 2048-user blocks (top-20 only)"]
+    ref_est = math.ceil(test_users.numel() / 100) * evm["one propagation"] + evm[DENSE_MASK]
+    return {"wall": evm, "cpu": evm_cpu, "ref_est": ref_est, "peak_gb": peak_gb,
+            "rss0_gb": rss0 / 1024 ** 2}
 
-    base = med["graphkit (cached CSR, batch rows, symmetric backward)"]
-    lines = [
-        "## LightGCN (Gowalla, 3 layers, dim 64, batch 2048)",
-        "",
-        f"`python benchmarks/bench_lightgcn.py --rounds {args.rounds} --eval-rounds {args.eval_rounds}"
-        + (f" --threads {args.threads}" if args.threads else "") + f"` — torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"{time.strftime('%Y-%m-%d')}, 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. "
-        f"Medians of {args.rounds} interleaved rounds on the same batches; CPU s = process time "
-        "(all threads), less sensitive to other load than wall time.",
-        "",
-        "| training step | wall s / batch | CPU s / batch | wall s / epoch (est.) | ours is faster by (wall / CPU) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    base_cpu = med_cpu["graphkit (cached CSR, batch rows, symmetric backward)"]
-    for k, v in med.items():
-        lines.append(f"| {k} | {v:.3f} | {med_cpu[k]:.3f} | {v * steps_per_epoch:.0f} | "
-                     f"{v / base:.1f}x / {med_cpu[k] / base_cpu:.1f}x |")
-    lines += ["", "| full ranking, all test users | wall s | CPU s | ours is faster by (wall) |", "|---|---:|---:|---:|"]
-    e_base = evm["graphkit full_ranking (recall+ndcg)"]
-    for k, v in evm.items():
-        if k != "one propagation":
-            lines.append(f"| {k} | {v:.2f} | {evm_cpu[k]:.2f} | {v / e_base:.1f}x |")
-    lines.append(f"| re-propagate per 100 users (reference loop, estimated) | {ref_est:.1f} | | {ref_est / e_base:.1f}x |")
-    lines += ["", f"Adjacency construction: {build_s:.2f} s. Peak RSS of the benchmark process: {peak_gb:.2f} GB "
-              f"(start of evaluation: {rss0 / 1024 ** 2:.2f} GB).", ""]
+
+def ours_alone_memory(dataset: str, threads) -> dict:
+    """Peak RSS of graphkit alone, measured in a fresh process (``--ours-only-memory``)."""
     import subprocess
 
-    mem = subprocess.run([sys.executable, __file__, "--dataset", args.dataset, "--ours-only-memory"]
-                         + (["--threads", str(args.threads)] if args.threads else []),
+    mem = subprocess.run([sys.executable, __file__, "--dataset", dataset, "--ours-only-memory"]
+                         + (["--threads", str(threads)] if threads else []),
                          capture_output=True, text=True, check=True).stdout.split("PEAK_RSS_GB")[-1].split()
-    lines += [f"Peak RSS of graphkit alone in a fresh process (load, five training steps, one full-ranking "
-              f"pass): {mem[1].split('=')[1]} GB (after training: {mem[0].split('=')[1]} GB).", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        _update_section(args.out, "## LightGCN", text)
+    return {"train_gb": float(mem[0].split("=")[1]), "total_gb": float(mem[1].split("=")[1])}
+
+
+def format_section(m: dict, cmd: str, env: str) -> str:
+    """The markdown of this benchmark's section of ``leaderboards/speed.md``; ``m`` holds the
+    measurements (step medians, ranking medians, memory, adjacency build time)."""
+    med, med_cpu, rank, mem = m["step_wall"], m["step_cpu"], m["ranking"], m["memory"]
+    base, base_cpu = med[OURS], med_cpu[OURS]
+    lines = [
+        f"## LightGCN ({m['dataset']}, 3 layers, dim 64, batch 2048)", "",
+        "One BPR training step (propagation + loss + L2 + backward + Adam, `graphkit.engine.adam` "
+        "for all) and one full-ranking pass over all test users (training items masked, top-20), "
+        "graphkit against PyG's `LightGCN` and a plain `torch.sparse` autograd version, on the "
+        f"same batches, interleaved; medians of {_report.plural(m['rounds'], 'round')} "
+        f"(ranking: {m['eval_rounds']}). CPU s = process time of all threads. graphkit propagates with "
+        "weighted `embedding_bag` products over a cached CSR adjacency in a locality (reverse "
+        "Cuthill-McKee) order, computes only the rows the batch needs in the last layer, and "
+        "reuses the symmetric matrix in the backward.", "",
+        "| training step | wall s / batch | CPU s / batch | wall s / epoch (est.) "
+        "| ours is faster by (wall / CPU) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k, v in med.items():
+        lines.append(f"| {k} | {v:.3f} | {med_cpu[k]:.3f} | {v * m['steps_per_epoch']:.0f} | "
+                     f"{v / base:.1f}x / {med_cpu[k] / base_cpu:.1f}x |")
+    lines += ["", "| full ranking, all test users | wall s | CPU s | ours is faster by (wall) |",
+              "|---|---:|---:|---:|"]
+    e_base = rank["wall"][FULL_RANKING]
+    for k in (FULL_RANKING, DENSE_MASK):
+        lines.append(f"| {k} | {rank['wall'][k]:.2f} | {rank['cpu'][k]:.2f} | "
+                     f"{rank['wall'][k] / e_base:.1f}x |")
+    lines.append(f"| re-propagate per 100 users (reference loop, estimated) | {rank['ref_est']:.1f} | | "
+                 f"{rank['ref_est'] / e_base:.1f}x |")
+    lines += ["", f"Memory: graphkit alone in a fresh process (load, five training steps, one "
+              f"full-ranking pass) peaks at {mem['total_gb']:.2f} GB ({mem['train_gb']:.2f} GB after "
+              f"training); the benchmark process with every implementation, {rank['peak_gb']:.2f} GB. "
+              f"Adjacency construction: {m['build_s']:.2f} s.",
+              "", f"Command: `{cmd}`", "", f"Environment: {env}", "", "Goals (set for Gowalla):", ""]
+    vs_edge = med["PyG LightGCN on edge_index"] / base
+    vs_sparse = med["PyG LightGCN on torch.sparse adj_t"] / base
+    lines += [
+        f"- step <= {GOAL_STEP_S} s: {_report.goal(base <= GOAL_STEP_S)} ({base:.3f} s);",
+        f"- >= {GOAL_VS_EDGE_INDEX:.0f}x PyG's `LightGCN` on `edge_index`: "
+        f"{_report.goal(vs_edge >= GOAL_VS_EDGE_INDEX)} ({vs_edge:.1f}x);",
+        f"- >= {GOAL_VS_SPARSE:.0f}x PyG's `LightGCN` on a sparse adjacency: "
+        f"{_report.goal(vs_sparse >= GOAL_VS_SPARSE)} ({vs_sparse:.1f}x);",
+        f"- full ranking <= {GOAL_RANKING_S:.0f} s: {_report.goal(e_base <= GOAL_RANKING_S)} "
+        f"({e_base:.2f} s);",
+        f"- graphkit's peak memory < {GOAL_MEMORY_GB:.0f} GB: "
+        f"{_report.goal(mem['total_gb'] < GOAL_MEMORY_GB)} ({mem['total_gb']:.2f} GB).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from graphkit.engine import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.ours_only_memory:
+        return _ours_only_memory(args.dataset)
+
+    from graphkit._ranking import PairIndex
+    from graphkit.datasets import load
+    from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
+    from graphkit.rec.sampling import sample_bpr_triples
+
+    g = load(args.dataset)
+    t0 = time.perf_counter()
+    adj = bipartite_normalized_adjacency(g.train, g.num_users, g.num_items)
+    build_s = time.perf_counter() - t0
+    print(f"{g}; normalised adjacency built in {build_s:.2f} s")
+    index = PairIndex(g.train, g.num_users, g.num_items)  # the same batches for everyone
+    gen = torch.Generator().manual_seed(0)
+    batches = [sample_bpr_triples(index, 2048, g.num_items, gen) for _ in range(args.rounds)]
+
+    ours, impls = step_functions(g, adj)
+    med, med_cpu = time_steps(impls, batches, args.rounds)
+    m = dict(dataset=args.dataset, rounds=args.rounds, eval_rounds=args.eval_rounds,
+             steps_per_epoch=math.ceil(g.num_train / 2048), build_s=build_s, step_wall=med,
+             step_cpu=med_cpu, ranking=time_ranking(g, ours, args.eval_rounds),
+             memory=ours_alone_memory(args.dataset, args.threads))
+    env = _report.environment(_report.threads_label(torch.get_num_threads()), args.note)
+    _report.publish(args, SECTION, format_section(m, _report.command(__file__, argv), env))
     return 0
 
 
@@ -269,21 +325,6 @@ def _ours_only_memory(dataset: str) -> int:
     peak_gb = _high_water_gb()
     print(f"PEAK_RSS_GB train={train_gb:.2f} total={peak_gb:.2f}")
     return 0
-
-
-def _update_section(path: str, heading: str, text: str) -> None:
-    """Replace the section starting with ``heading`` (up to the next ``## ``) or append it."""
-    old = open(path).read() if os.path.exists(path) else "# Speed\n\nRatios measured in one run on the same data.\n"
-    start = old.find(heading)
-    if start < 0:
-        new = old.rstrip() + "\n\n" + text + "\n"
-    else:
-        end = old.find("\n## ", start + len(heading))
-        new = old[:start] + text + ("\n" + old[end + 1:] if end >= 0 else "\n")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(new)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
