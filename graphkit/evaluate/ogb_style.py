@@ -1,5 +1,6 @@
 """Name-keyed evaluators with the interface and numbers of ``ogb``'s ``Evaluator`` classes,
-implemented once in torch (numpy inputs are converted at the boundary)."""
+implemented once in torch (numpy inputs are converted at the boundary). The metrics are the
+functions of :mod:`graphkit.evaluate.classification` and :mod:`graphkit.evaluate.link`."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple, Union
@@ -7,6 +8,13 @@ from typing import Any, Dict, List, Tuple, Union
 import numpy as np
 import torch
 from torch import Tensor
+
+from graphkit.evaluate._checks import as_tensor as _as_tensor
+from graphkit.evaluate._checks import check_finite
+from graphkit.evaluate.classification import average_precision, mean_over_tasks, roc_auc
+from graphkit.evaluate.link import hits_at_k, link_ranks
+
+__all__ = ["Evaluator", "average_precision", "list_evaluators", "roc_auc"]
 
 # name -> (metric, number of tasks); the values of ogb 1.3.6's master.csv files.
 _NODE = {
@@ -35,56 +43,6 @@ def list_evaluators() -> List[str]:
     return sorted(list(_NODE) + list(_LINK) + list(_GRAPH))
 
 
-def _as_tensor(value: Any, key: str, where: str) -> Tuple[Tensor, bool]:
-    """Returns (tensor, was_numpy)."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value)), True
-    if isinstance(value, Tensor):
-        return value, False
-    raise TypeError(f"{where}: '{key}' must be a numpy ndarray or a torch tensor "
-                    f"(got {type(value).__name__})")
-
-
-def roc_auc(y_true: Tensor, y_score: Tensor) -> float:
-    r"""Area under the ROC curve of binary labels ``y_true`` (0/1) and scores ``y_score``,
-    with ties counted as one half (the Mann-Whitney statistic; equals scikit-learn's
-    ``roc_auc_score``). Raises :class:`ValueError` when one class is absent."""
-    y_true = y_true.reshape(-1).to(torch.float64)
-    y_score = y_score.reshape(-1).to(torch.float64)
-    pos = int((y_true == 1).sum())
-    neg = int((y_true == 0).sum())
-    if pos == 0 or neg == 0:
-        raise ValueError("roc_auc: needs at least one positive and one negative label")
-    order = torch.argsort(y_score)
-    s = y_score[order]
-    _, inverse, counts = torch.unique_consecutive(s, return_inverse=True, return_counts=True)
-    ends = torch.cumsum(counts, 0).to(torch.float64)
-    avg_rank = ends - (counts.to(torch.float64) - 1) / 2  # 1-based average rank of each group
-    ranks = avg_rank[inverse]
-    rank_sum = ranks[y_true[order] == 1].sum()
-    return float((rank_sum - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def average_precision(y_true: Tensor, y_score: Tensor) -> float:
-    r"""Average precision :math:`\sum_n (R_n - R_{n-1}) P_n` over the distinct score
-    thresholds (equals scikit-learn's ``average_precision_score``)."""
-    y_true = y_true.reshape(-1).to(torch.float64)
-    y_score = y_score.reshape(-1).to(torch.float64)
-    pos = float((y_true == 1).sum())
-    if pos == 0:
-        raise ValueError("average_precision: needs at least one positive label")
-    order = torch.argsort(y_score, descending=True)
-    s, t = y_score[order], (y_true[order] == 1).to(torch.float64)
-    _, counts = torch.unique_consecutive(s, return_counts=True)
-    last = torch.cumsum(counts, 0) - 1  # last index of every tie group
-    tp = torch.cumsum(t, 0)[last]
-    fp = (last + 1).to(torch.float64) - tp
-    precision = tp / (tp + fp)
-    recall = tp / pos
-    prev = torch.cat([recall.new_zeros(1), recall[:-1]])
-    return float(((recall - prev) * precision).sum())
-
-
 class Evaluator:
     r"""An evaluator for an Open Graph Benchmark dataset, chosen by name (``"ogbn-arxiv"``,
     ``"ogbl-collab"``, ``"ogbg-molhiv"``, ...; see :func:`list_evaluators`).
@@ -107,6 +65,11 @@ class Evaluator:
       ``hits@{1,3,10}_list`` (average them, as with ogb).
     - ``F1`` (``ogbg-code2``): per-sample precision/recall/F1 of predicted token sets,
       averaged.
+
+    Predictions must be finite where they are scored (labelled entries; for the ranking
+    metrics ``hits@K`` and ``mrr`` only NaN is rejected, :math:`\pm\infty` being ordered): a
+    NaN raises :class:`ValueError` naming the key and the row, as ``ogb`` (through
+    scikit-learn) does for ROC-AUC and AP, instead of ranking it first.
 
     Read :attr:`expected_input_format` / :attr:`expected_output_format` for the exact
     shapes. For runs, report the test score at the best validation score with
@@ -188,16 +151,13 @@ class Evaluator:
         if m == "rmse":
             return {"rmse": self._per_task(y_true, y_pred, self._rmse)}
         fn = roc_auc if m == "rocauc" else average_precision
-        values = []
-        for i in range(y_true.size(1)):
-            t, p = y_true[:, i], y_pred[:, i]
-            if bool((t == 1).any()) and bool((t == 0).any()):
-                labelled = t == t
-                values.append(fn(t[labelled], p[labelled]))
-        if not values:
-            raise ValueError(f"Evaluator({self.name!r}): no task has both positive and negative "
-                             f"labels; cannot compute {m}")
-        return {m: sum(values) / len(values)}
+        try:
+            return {m: mean_over_tasks(fn, y_true, y_pred, f"Evaluator({self.name!r}).eval")}
+        except ValueError as e:
+            if "no task has both" in str(e):
+                raise ValueError(f"Evaluator({self.name!r}): no task has both positive and "
+                                 f"negative labels; cannot compute {m}") from None
+            raise
 
     def _parse_node_graph(self, d: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
         where = f"Evaluator({self.name!r}).eval"
@@ -217,7 +177,10 @@ class Evaluator:
                              f"{y_true.size(1)} columns were given")
         if y_true.size(0) == 0:
             raise ValueError(f"{where}: empty input")
-        return y_true, y_pred.to(y_true.device)
+        y_pred = y_pred.to(y_true.device)
+        # like ogb, only labelled (non-NaN) entries are scored, so only they are checked
+        check_finite(y_pred, "y_pred", where, only=y_true == y_true)
+        return y_true, y_pred
 
     @staticmethod
     def _per_task(y_true: Tensor, y_pred: Tensor, fn) -> float:
@@ -252,15 +215,12 @@ class Evaluator:
         if pos.dim() != 1:
             raise ValueError(f"{where}: y_pred_pos must be 1-dimensional, got {pos.dim()} "
                              "dimensions")
+        # a NaN score compares as neither higher nor lower than anything: reject it here
+        check_finite(pos, "y_pred_pos", where, allow_inf=True)
+        check_finite(neg, "y_pred_neg", where, allow_inf=True)
         m = self.eval_metric
         if m == "mrr":
-            if neg.dim() != 2 or neg.size(0) != pos.size(0):
-                raise ValueError(f"{where}: y_pred_neg must have shape (num_edges={pos.size(0)},"
-                                 f" num_neg), got {tuple(neg.shape)}")
-            pos_col = pos.view(-1, 1)
-            optimistic = (neg > pos_col).sum(dim=1)
-            pessimistic = (neg >= pos_col).sum(dim=1)
-            rank = 0.5 * (optimistic + pessimistic).to(torch.float) + 1
+            rank = link_ranks(pos, neg, where)
             out = {"hits@1_list": (rank <= 1).to(torch.float),
                    "hits@3_list": (rank <= 3).to(torch.float),
                    "hits@10_list": (rank <= 10).to(torch.float),
@@ -274,12 +234,11 @@ class Evaluator:
         if pos.numel() == 0:
             raise ValueError(f"{where}: y_pred_pos is empty")
         if m == "rocauc":
+            check_finite(pos, "y_pred_pos", where)
+            check_finite(neg, "y_pred_neg", where)
             y_true = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())])
             return {"rocauc": roc_auc(y_true, torch.cat([pos.cpu(), neg.cpu()]))}
-        if neg.numel() < self.K:
-            return {m: 1.0}
-        kth = torch.topk(neg, self.K)[0][-1]
-        return {m: float((pos > kth).sum()) / pos.numel()}
+        return {m: hits_at_k(pos, neg, self.K)}
 
     def _eval_f1(self, d: Dict[str, Any]) -> Dict[str, float]:
         where = f"Evaluator({self.name!r}).eval"

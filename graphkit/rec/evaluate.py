@@ -5,38 +5,32 @@ Every user with at least one held-out item is scored against **all** items, in b
 interacted with in the ``exclude`` parts (training, and validation at test time) are masked
 before ranking. One top-``max(ks)`` pass yields every metric at every cut-off.
 
-Metric definitions (for a user :math:`u` with held-out set :math:`T_u`, ranked list
-:math:`r_1, r_2, \dots` and hit indicator :math:`h_i = [r_i \in T_u]`):
-
-.. math::
-    \mathrm{Recall@K} &= \frac{\sum_{i \le K} h_i}{|T_u|}, \qquad
-    \mathrm{Precision@K} = \frac{\sum_{i \le K} h_i}{K}, \qquad
-    \mathrm{Hit@K} = [\textstyle\sum_{i \le K} h_i > 0],
-
-    \mathrm{NDCG@K} &= \frac{\sum_{i \le K} h_i / \log_2(i + 1)}
-                          {\sum_{i \le \min(K, |T_u|)} 1 / \log_2(i + 1)}, \qquad
-    \mathrm{MRR@K} = \max_{i \le K} \frac{h_i}{i},
-
-    \mathrm{MAP@K} &= \frac{1}{\min(K, |T_u|)} \sum_{i \le K} h_i \,\mathrm{Precision@}i .
-
-Each is averaged over the users that have at least one held-out item. ``f1@K`` is
-:math:`2PR/(P+R)` of the *averaged* precision and recall, as in the UltraGCN and LCFN
-evaluation code.
+The metrics are the functions of :mod:`graphkit.evaluate.ranking` (``recall``, ``ndcg``,
+``precision``, ``hit``, ``mrr``, ``map`` and ``f1`` at each cut-off; formulas in their
+docstrings), looked up by name with :func:`graphkit.evaluate.get_metric` and applied to the
+top-K hit matrix of each block of users (:func:`topk_hits`). Each is averaged over the users
+that have at least one held-out item; ``f1@K`` is :math:`2PR/(P+R)` of the *averaged*
+precision and recall, as in the UltraGCN and LCFN evaluation code.
 
 **Ties.** Items with exactly equal scores are ranked by ascending item index, so results are
 deterministic and independent of the top-k kernel. This matters for untrained or degenerate
 models; it is enforced cheaply (only rows with a tie at the cut-off are re-sorted).
+
+**NaN.** A NaN score is an error naming the user and the item (it would otherwise rank first).
+Infinite scores are allowed: only their order matters, and ``-inf`` is how masked items rank.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from graphkit._ranking import PairIndex, topk_ties_by_index
+from graphkit.evaluate.ranking import RANKING_METRICS, f1_from_precision_recall
+from graphkit.evaluate.registry import get_metric
 
-ALL_METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map", "f1")
+ALL_METRICS = RANKING_METRICS
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -89,6 +83,77 @@ def _check_pairs(name: str, pairs: Tensor, num_users: int, num_items: int) -> Te
     return pairs
 
 
+def topk_hits(
+    score_fn: ScoreFn,
+    num_users: int,
+    num_items: int,
+    test: Tensor,
+    exclude: Iterable[Optional[Tensor]] = (),
+    k: int = 20,
+    batch_size: int = 2048,
+    device: Optional[torch.device] = None,
+    users: Optional[Tensor] = None,
+) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+    r"""The full-ranking pass: ranks all items for every user with held-out items, in blocks,
+    and yields each block's top-``k`` hit matrix, the input of the
+    :mod:`graphkit.evaluate.ranking` metrics.
+
+    Arguments are those of :func:`full_ranking` (``k`` is the largest cut-off). Inputs are
+    checked when this is called; scoring happens as the iterator is consumed.
+
+    Yields:
+        ``(users, hits, num_relevant)``: ``[B]`` user ids (ascending), a ``[B, k]`` bool
+        matrix (``hits[b, i]``: the item user ``users[b]`` ranks at position ``i + 1`` is a
+        held-out item), and the ``[B]`` number of held-out items of each user.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > num_items:
+        raise ValueError(f"the largest cut-off K={k} exceeds the number of items ({num_items})")
+    test = _check_pairs("test", test, num_users, num_items)
+    excl = [_check_pairs(f"exclude[{i}]", e, num_users, num_items)
+            for i, e in enumerate(exclude) if e is not None]
+
+    dev = torch.device(device) if device is not None else test.device
+    test_index = PairIndex(test, num_users, num_items, dev)
+    excl_index = (PairIndex(torch.cat(excl, dim=1), num_users, num_items, dev) if excl else None)
+
+    eval_users = (test_index.counts > 0).nonzero().view(-1)
+    if users is not None:
+        keep = torch.zeros(num_users, dtype=torch.bool, device=dev)
+        keep[users.to(dev).long()] = True
+        eval_users = eval_users[keep[eval_users]]
+    return _topk_hit_blocks(score_fn, num_items, eval_users, test_index, excl_index, k,
+                            batch_size, dev)
+
+
+@torch.no_grad()
+def _topk_hit_blocks(score_fn: ScoreFn, num_items: int, eval_users: Tensor,
+                     test_index: PairIndex, excl_index: Optional[PairIndex], k: int,
+                     batch_size: int, dev: torch.device) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+    for start in range(0, eval_users.numel(), batch_size):
+        block = eval_users[start:start + batch_size]
+        scores = score_fn(block)
+        if scores.shape != (block.numel(), num_items):
+            raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected "
+                             f"({block.numel()}, {num_items})")
+        scores = scores.to(dev, torch.float32)
+        if excl_index is not None:
+            rows, cols = excl_index.block(block)
+            # never write into a view of the caller's tensor, unless it is declared scratch
+            if scores._base is not None and not getattr(score_fn, "returns_scratch", False):
+                scores = scores.clone()
+            scores[rows, cols] = float("-inf")
+        top = topk_ties_by_index(scores, k)
+        # top-k ranks NaN above every number, so a row with a NaN has one in its top-k
+        if bool(torch.isnan(scores.gather(1, top)).any()):
+            row, item = torch.isnan(scores).nonzero()[0].tolist()
+            raise ValueError(f"score_fn returned NaN for user {int(block[row])} (item "
+                             f"{item}; {int(torch.isnan(scores).sum())} NaN scores in a "
+                             f"block of {block.numel()} users); scores must not be NaN")
+        yield block, test_index.contains(block, top), test_index.counts[block]
+
+
 @torch.no_grad()
 def full_ranking(
     score_fn: ScoreFn,
@@ -107,10 +172,11 @@ def full_ranking(
 
     Args:
         score_fn (callable): maps a ``[B]`` long tensor of user ids to a ``[B, num_items]``
-            score tensor (higher is better). Called once per block. Its result is masked in
-            place only if it is a fresh tensor or the callable says it returns scratch
-            memory (``score_fn.returns_scratch``, as :class:`DotProductScorer` does);
-            otherwise a copy is masked. For embedding models use :class:`DotProductScorer`.
+            score tensor (higher is better; NaN is an error). Called once per block. Its
+            result is masked in place only if it is a fresh tensor or the callable says it
+            returns scratch memory (``score_fn.returns_scratch``, as :class:`DotProductScorer`
+            does); otherwise a copy is masked. For embedding models use
+            :class:`DotProductScorer`.
         num_users (int): number of users.
         num_items (int): number of items.
         test (torch.Tensor): ``[2, E]`` held-out ``(user, item)`` pairs.
@@ -118,7 +184,8 @@ def full_ranking(
             ``(train,)`` for validation and ``(train, valid)`` for testing. ``None`` entries
             are skipped.
         ks (sequence of int): cut-offs. (default: ``(20,)``)
-        metrics (sequence of str): any of ``recall, ndcg, precision, hit, mrr, map, f1``.
+        metrics (sequence of str): any of ``recall, ndcg, precision, hit, mrr, map, f1``
+            (the :mod:`graphkit.evaluate.ranking` metrics).
         batch_size (int): users scored per block; memory is ``batch_size x num_items``.
             (default: ``2048``)
         device (torch.device, optional): where masking and ranking run; defaults to the
@@ -137,84 +204,36 @@ def full_ranking(
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive integers, got {ks}")
-    if ks[-1] > num_items:
-        raise ValueError(f"the largest cut-off K={ks[-1]} exceeds the number of items ({num_items})")
-    test = _check_pairs("test", test, num_users, num_items)
-    excl = [_check_pairs(f"exclude[{i}]", e, num_users, num_items)
-            for i, e in enumerate(exclude) if e is not None]
+    blocks = topk_hits(score_fn, num_users, num_items, test, exclude, ks[-1], batch_size,
+                       device, users)
 
-    dev = torch.device(device) if device is not None else test.device
-    test_index = PairIndex(test, num_users, num_items, dev)
-    excl_index = (PairIndex(torch.cat(excl, dim=1), num_users, num_items, dev) if excl else None)
-
-    eval_users = (test_index.counts > 0).nonzero().view(-1)
-    if users is not None:
-        keep = torch.zeros(num_users, dtype=torch.bool, device=dev)
-        keep[users.to(dev).long()] = True
-        eval_users = eval_users[keep[eval_users]]
-    n_eval = eval_users.numel()
-    kmax = ks[-1]
-    positions = torch.arange(1, kmax + 1, device=dev, dtype=torch.float64)
-    discount = 1.0 / torch.log2(positions + 1.0)
-    idcg_table = torch.cat([torch.zeros(1, device=dev, dtype=torch.float64), discount.cumsum(0)])
-
-    # Running sums per metric; f1 is derived from the averaged precision and recall at the end.
+    # Per-user metrics are summed over blocks; f1@K is derived from the averaged precision and
+    # recall at the end (ranking.f1_at_k), so those two are summed when f1 is asked for.
     summed = sorted((set(metrics) - {"f1"}) | ({"precision", "recall"} if "f1" in metrics else set()))
-    sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=dev) for m in summed for k in ks}
-    per_user = {key: [] for key in sums} if return_per_user else None
+    per_user_fns = {f"{m}@{k}": get_metric(f"{m}@{k}") for m in summed for k in ks}
+    sums: Dict[str, Tensor] = {}
+    per_user = {key: [] for key in per_user_fns} if return_per_user else None
+    seen = []
+    for block, hits, num_relevant in blocks:
+        seen.append(block)
+        for key, metric in per_user_fns.items():
+            values = metric(hits, num_relevant)
+            sums[key] = sums[key] + values.sum() if key in sums else values.sum()
+            if per_user is not None:
+                per_user[key].append(values.cpu())
 
-    for start in range(0, n_eval, batch_size):
-        block = eval_users[start:start + batch_size]
-        scores = score_fn(block)
-        if scores.shape != (block.numel(), num_items):
-            raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected "
-                             f"({block.numel()}, {num_items})")
-        scores = scores.to(dev, torch.float32)
-        if excl_index is not None:
-            rows, cols = excl_index.block(block)
-            # never write into a view of the caller's tensor, unless it is declared scratch
-            if scores._base is not None and not getattr(score_fn, "returns_scratch", False):
-                scores = scores.clone()
-            scores[rows, cols] = float("-inf")
-        top = topk_ties_by_index(scores, kmax)
-        hits = test_index.contains(block, top).to(torch.float64)  # [B, kmax]
-        n_test = test_index.counts[block].to(torch.float64)
-        cum_hits = hits.cumsum(1)
-        for k in ks:
-            h = cum_hits[:, k - 1]
-            vals = {}
-            if "recall" in metrics or "f1" in metrics:
-                vals["recall"] = h / n_test
-            if "precision" in metrics or "f1" in metrics:
-                vals["precision"] = h / k
-            if "hit" in metrics:
-                vals["hit"] = (h > 0).to(torch.float64)
-            if "ndcg" in metrics:
-                dcg = (hits[:, :k] * discount[:k]).sum(1)
-                idcg = idcg_table[torch.clamp(n_test, max=k).long()]
-                vals["ndcg"] = dcg / idcg
-            if "mrr" in metrics:
-                rr = hits[:, :k] / positions[:k]
-                vals["mrr"] = rr.max(dim=1).values
-            if "map" in metrics:
-                prec_at_i = cum_hits[:, :k] / positions[:k]
-                vals["map"] = (prec_at_i * hits[:, :k]).sum(1) / torch.clamp(n_test, max=k)
-            for m in summed:
-                sums[f"{m}@{k}"] += vals[m].sum()
-                if per_user is not None:
-                    per_user[f"{m}@{k}"].append(vals[m].cpu())
-
+    eval_users = torch.cat(seen) if seen else torch.zeros(0, dtype=torch.long)
+    n_eval = eval_users.numel()
     out: Dict[str, float] = {}
     denom = max(n_eval, 1)
+    mean = {key: float(sums[key]) / denom if key in sums else 0.0 for key in per_user_fns}
     for m in metrics:
         for k in ks:
             key = f"{m}@{k}"
             if m == "f1":
-                p = float(sums[f"precision@{k}"]) / denom
-                r = float(sums[f"recall@{k}"]) / denom
-                out[key] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+                out[key] = f1_from_precision_recall(mean[f"precision@{k}"], mean[f"recall@{k}"])
             else:
-                out[key] = float(sums[key]) / denom
+                out[key] = mean[key]
     out["num_users"] = int(n_eval)
     if per_user is not None:
         out["users"] = eval_users.cpu()

@@ -164,3 +164,45 @@ def test_wide_topk_prefilter_is_exact(kind):
         else:  # the definition: stable sort by descending score, ties by ascending index
             ref = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
             assert torch.equal(top, ref), (trial, b, n, k)
+
+
+@pytest.mark.parametrize("batch_size", [7, 1000])
+def test_full_ranking_is_the_evaluate_metrics_on_its_hit_matrix(batch_size):
+    from graphkit.evaluate import get_metric
+    from graphkit.rec.evaluate import ALL_METRICS, topk_hits
+
+    train, test = random_split(23, 37, 0.2, 0)
+    g = torch.Generator().manual_seed(11)
+    scores = torch.randint(0, 4, (23, 37), generator=g).float()
+    ks = (1, 5, 10)
+    res = full_ranking(lambda u: scores[u], 23, 37, test, exclude=(train,), ks=ks,
+                       batch_size=batch_size, return_per_user=True)
+    blocks = list(topk_hits(lambda u: scores[u], 23, 37, test, exclude=(train,), k=10,
+                            batch_size=batch_size))
+    users, hits, num = (torch.cat(parts) for parts in zip(*blocks))
+    assert hits.dtype == torch.bool and hits.shape == (users.numel(), 10)
+    assert torch.equal(users, res["users"]) and res["num_users"] == users.numel()
+    for m in ALL_METRICS:
+        for k in ks:
+            key = f"{m}@{k}"
+            value = get_metric(key)(hits, num)
+            if m == "f1":
+                assert res[key] == pytest.approx(value.item(), abs=1e-15)
+            else:
+                assert torch.equal(res["per_user"][key], value), key
+                assert res[key] == pytest.approx(value.mean().item(), abs=1e-15), key
+
+
+def test_full_ranking_dispatches_to_the_registry(monkeypatch):
+    from graphkit.evaluate import registry
+
+    train, test = random_split(10, 20, 0.3, 5)
+    scores = torch.randn(10, 20)
+    entry = registry._REGISTRY["ndcg@K"]
+    monkeypatch.setitem(registry._REGISTRY, "ndcg@K", registry._Entry(
+        lambda hits, num_relevant, k: torch.full((hits.size(0),), k / 100, dtype=torch.float64),
+        entry.kind, per_user=True))
+    res = full_ranking(lambda u: scores[u], 10, 20, test, exclude=(train,), ks=(3, 5),
+                       metrics=("ndcg", "recall"))
+    assert res["ndcg@3"] == pytest.approx(0.03) and res["ndcg@5"] == pytest.approx(0.05)
+    assert 0 <= res["recall@5"] <= 1
