@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# One pip command, torch pinned in it: installing ogb (or anything that depends on torch)
 	# before torch would make pip fetch a multi-GB CUDA build.
-	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[test,ogb,plot,chem]"
+	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[test,ogb,plot,chem,parquet]"
 	touch $(STAMP)
 
 install: $(STAMP)

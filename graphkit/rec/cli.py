@@ -6,6 +6,11 @@
         --time-col ts --split temporal --model lightgcn --out runs/my-model
     graphkit rec recommend --model-dir runs/my-model --users u1 u2 --k 10 --out recs.csv
     graphkit rec evaluate --model-dir runs/my-model --k 10 20
+    # the LightGCN/UltraGCN text layout, one line per user: "user item item ..."
+    graphkit rec train --data train.txt --test-data test.txt --out runs/lists-model
+
+Recommendations exclude every interaction the model has seen (training and validation), as
+``rec evaluate`` does, so metrics recomputed from exported lists equal the evaluated ones.
 """
 from __future__ import annotations
 
@@ -55,14 +60,18 @@ def add_parser(subparsers) -> None:
 
     t = sub.add_parser("train", help="train a recommender and save it to a model directory")
     data = t.add_argument_group("data")
-    data.add_argument("--data", required=True, help="interaction file (.csv, .tsv, .txt, .parquet)")
-    data.add_argument("--user-col", required=True, help="column holding user ids")
-    data.add_argument("--item-col", required=True, help="column holding item ids")
+    data.add_argument("--data", required=True,
+                      help="interaction file: a table (.csv, .tsv, .txt, .parquet) or user-item lists "
+                           "(see --format)")
+    _add_format(data)
+    data.add_argument("--user-col", help="column holding user ids (tables)")
+    data.add_argument("--item-col", help="column holding item ids (tables)")
     data.add_argument("--time-col", help="column holding timestamps (numbers or dates)")
     data.add_argument("--rating-col", help="column holding ratings")
     data.add_argument("--min-rating", type=float, help="keep events with rating >= this as positives")
     data.add_argument("--sep", help="field separator (default: by file extension, sniffed for .txt)")
-    data.add_argument("--test-data", help="a separate test file with the same columns (split 'given')")
+    data.add_argument("--test-data", help="a separate test file with the same columns / format (split 'given'); "
+                                           "its pairs also in --data are dropped")
     data.add_argument("--split", choices=("random", "temporal", "given"), default=None,
                       help="how to hold out test interactions (default: 'given' with --test-data, "
                            "'temporal' with --time-col, else 'random')")
@@ -105,17 +114,23 @@ def add_parser(subparsers) -> None:
     who.add_argument("--users-file", help="file with one raw user id per line")
     who.add_argument("--all-users", action="store_true")
     r.add_argument("--k", type=_positive_int, default=20)
-    r.add_argument("--include-seen", action="store_true", help="do not mask the users' training items")
-    r.add_argument("--out", help="write a CSV (user,rank,item,score) instead of printing")
+    r.add_argument("--include-seen", action="store_true",
+                   help="do not mask the items the model has seen (by default every training and validation "
+                        "interaction of the user is excluded, as in `rec evaluate`)")
+    r.add_argument("--out", help="write a CSV (user,rank,item,score) instead of printing (folders are created)")
     r.add_argument("--device", default="cpu")
     _add_threads(r)
     r.set_defaults(func=cmd_recommend)
 
     e = sub.add_parser("evaluate", help="full-ranking metrics of a trained model")
     e.add_argument("--model-dir", required=True)
-    e.add_argument("--data", help="evaluate on this file instead of the saved test part")
+    e.add_argument("--data", help="evaluate on this file instead of the saved test part; its pairs that the "
+                                  "model has seen (training, validation) are dropped, as `train --test-data` does")
+    _add_format(e)
     e.add_argument("--user-col")
     e.add_argument("--item-col")
+    e.add_argument("--rating-col", help="column holding ratings")
+    e.add_argument("--min-rating", type=float, help="keep events with rating >= this as positives")
     e.add_argument("--sep")
     e.add_argument("--part", choices=("test", "valid"), default="test")
     e.add_argument("--k", type=_positive_int, nargs="+", default=[10, 20])
@@ -125,9 +140,85 @@ def add_parser(subparsers) -> None:
     e.set_defaults(func=cmd_evaluate)
 
 
+def _add_format(group) -> None:
+    group.add_argument("--format", choices=("auto", "table", "lists"), default="auto",
+                       help="'table': one event per row, columns named by --user-col/--item-col; 'lists': "
+                            "the LightGCN/UltraGCN text layout, one line per user 'user item item ...' with "
+                            "integer ids (no header, no columns to name). 'auto' (default): 'lists' for a .txt "
+                            "file when --user-col/--item-col are not given, else 'table'")
+
+
 def _fail(msg: str) -> int:
     print(f"graphkit rec: error: {msg}", file=sys.stderr)
     return 2
+
+
+def _event_format(args, path: str) -> str:
+    fmt = getattr(args, "format", "auto")
+    if fmt == "auto":
+        named = args.user_col or args.item_col
+        fmt = "lists" if pathlib.Path(path).suffix.lower() == ".txt" and not named else "table"
+    if fmt == "lists":
+        given = [f for f, v in (("--user-col", args.user_col), ("--item-col", args.item_col),
+                                ("--time-col", getattr(args, "time_col", None)),
+                                ("--rating-col", args.rating_col),
+                                ("--min-rating", getattr(args, "min_rating", None) is not None)) if v]
+        if given:
+            raise ValueError(f"{path}: {', '.join(given)} given with --format lists (user-item lists have no "
+                             "columns); use --format table for a table")
+    elif not (args.user_col and args.item_col):
+        raise ValueError(f"{path}: --user-col and --item-col are needed to read a table (or --format lists "
+                         "for the 'user item item ...' layout)")
+    return fmt
+
+
+def _read_events(args, path: str, **kwargs):
+    """Read an interaction file given on the command line into an InteractionGraph (all pairs
+    in ``train``), as a table or as user-item lists (``--format``)."""
+    from graphkit.rec.data import from_dataframe, read_table, read_user_item_table
+
+    if _event_format(args, path) == "lists":
+        return from_dataframe(read_user_item_table(path), "user", "item", source=path, **kwargs)
+    return from_dataframe(read_table(path, args.sep), args.user_col, args.item_col,
+                          rating_col=args.rating_col, min_rating=args.min_rating, source=path, **kwargs)
+
+
+def _drop_seen_pairs(pairs, graph, parts=("train",)):
+    """Remove from ``pairs`` those present in ``graph``'s ``parts``: they can never be
+    recommended (seen items are masked), so keeping them only lowers recall. Returns the kept
+    pairs and ``{part: count dropped}``."""
+    import torch
+
+    n = graph.num_items
+    key = pairs[0] * n + pairs[1]
+    keep = torch.ones(key.numel(), dtype=torch.bool)
+    dropped = {}
+    for part in parts:
+        seen = getattr(graph, part)
+        if seen is None:
+            continue
+        hit = torch.isin(key, seen[0] * n + seen[1]) & keep
+        if hit.any():
+            dropped[part] = int(hit.sum())
+            keep &= ~hit
+    return pairs[:, keep], dropped
+
+
+def _load_model(args):
+    """``load_model_dir`` with its failures turned into ``ValueError`` messages."""
+    import pickle
+
+    from graphkit.rec.io import load_model_dir
+
+    try:
+        return load_model_dir(args.model_dir, device=args.device)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from exc
+    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{args.model_dir}: the saved weights (model.pt) or interactions do not fit model.json; "
+                         f"they were probably written by another run or model. Retrain into a fresh --out. "
+                         f"({first})") from exc
 
 
 # (flag, UltraGCN argument, type, help)
@@ -158,30 +249,30 @@ def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int
 
 
 def _load_training_graph(args):
-    import torch
-
     from graphkit.rec.data import from_dataframe, read_table
     from graphkit.rec.split import holdout_validation, random_split, temporal_split
 
-    graph = from_dataframe(read_table(args.data, args.sep), args.user_col, args.item_col, time_col=args.time_col,
-                           rating_col=args.rating_col, min_rating=args.min_rating,
-                           name=pathlib.Path(args.data).stem, source=args.data)
+    if _event_format(args, args.data) == "lists":
+        graph = _read_events(args, args.data)
+        graph.name = pathlib.Path(args.data).stem
+    else:
+        graph = from_dataframe(read_table(args.data, args.sep), args.user_col, args.item_col,
+                               time_col=args.time_col, rating_col=args.rating_col, min_rating=args.min_rating,
+                               name=pathlib.Path(args.data).stem, source=args.data)
     split = args.split or ("given" if args.test_data else "temporal" if args.time_col else "random")
     notes: List[str] = []
     if split == "given":
         if not args.test_data:
             raise ValueError("--split given needs --test-data")
-        test = from_dataframe(read_table(args.test_data, args.sep), args.user_col, args.item_col,
-                              rating_col=args.rating_col, min_rating=args.min_rating, source=args.test_data,
-                              user_ids=graph.user_ids, item_ids=graph.item_ids)
+        test = _read_events(args, args.test_data, user_ids=graph.user_ids, item_ids=graph.item_ids)
         dropped = test.meta["unknown_id_events_dropped"]
         if dropped:
             notes.append(f"{dropped} test events with users/items absent from {args.data} were dropped")
-        t = test.train
-        overlap = torch.isin(t[0] * graph.num_items + t[1], graph.train[0] * graph.num_items + graph.train[1])
-        if overlap.any():
-            notes.append(f"{int(overlap.sum())} test pairs also in training were dropped")
-            t = t[:, ~overlap]
+        t, overlap = _drop_seen_pairs(test.train, graph)
+        if overlap:
+            notes.append(f"{overlap['train']} test pairs also in training were dropped")
+        if t.size(1) == 0:
+            raise ValueError(f"{args.test_data}: no test pairs left (" + "; ".join(notes or ["none read"]) + ")")
         graph.test = t
         if args.valid_ratio > 0:
             graph = holdout_validation(graph, args.valid_ratio, seed=args.seed)
@@ -243,6 +334,8 @@ def cmd_train(args) -> int:
         graph, split, notes = _load_training_graph(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         return _fail(str(exc))
+    except UnicodeDecodeError as exc:  # pragma: no cover - read_table names the file already
+        return _fail(f"{args.data}: not a text file ({exc})")
     stats = describe(graph)
     print(f"data: {graph}  split={split}")
     for note in notes:
@@ -276,59 +369,75 @@ def cmd_train(args) -> int:
                      patience=args.patience, ks=tuple(args.k), monitor=monitor,
                      select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                      seed=args.seed, log_path=str(out / "history.jsonl"),
-                     progress=False if args.no_progress else None, time_budget_s=args.time_budget)
+                     progress=False if args.no_progress else None, time_budget_s=args.time_budget,
+                     on_resume=_print_resume)
     except ResumeError as exc:  # the checkpoint in --out belongs to another run
-        return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the settings of that "
-                     f"run, or with --no-resume (starts afresh, overwriting it) or another --out")
+        return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the data and settings of "
+                     f"that run, or with --no-resume (starts afresh, overwriting it) or another --out")
     info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "interrupted": result.interrupted, "valid_metrics": result.best_valid, "test_metrics": result.test,
             "train_settings": {"lr": lr, "batch_size": batch_size, "epochs": args.epochs, "seed": args.seed,
                                "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor,
                                "negative_candidates": args.negative_candidates},
-            "wall_time_s": round(time.time() - t0, 2), "notes": notes}
+            "wall_time_s": round(result.wall_time_s, 2), "sittings": result.sittings, "notes": notes}
     save_model_dir(str(out), model.cpu(), graph, info=info)
     curve = _plot_curve(result.history, monitor, out / "training_curve.png")
-    print(f"best epoch {result.best_epoch + 1} (selected on {select_on} {monitor}); "
-          f"{result.epochs_run} epochs in {info['wall_time_s']:.1f} s")
+    timing = f"{result.epochs_run} epochs in {result.wall_time_s:.1f} s"
+    if result.sittings > 1:
+        timing += (f" over {result.sittings} sittings (this one: {result.epochs_run - result.resumed_from} "
+                   f"epochs, {time.time() - t0:.1f} s)")
+    print(f"best epoch {result.best_epoch + 1} (selected on {select_on} {monitor}); {timing}")
     if result.test:
         print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result.test.items() if "@" in k))
     print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
     return 0
 
 
+def _print_resume(info: Dict[str, Any]) -> None:
+    print(f"resuming the run in {pathlib.Path(info['path']).parent}: {info['epochs_done']} epoch(s) done in "
+          f"{info['wall_time_s']:.1f} s (sitting {info['sittings']})", flush=True)
+
+
 def _read_user_list(args, user_ids) -> List[Any]:
     if args.all_users:
         return list(user_ids)
     if args.users_file:
-        with open(args.users_file, encoding="utf-8") as fh:
-            return [line.strip() for line in fh if line.strip()]
+        try:
+            with open(args.users_file, encoding="utf-8") as fh:
+                return [line.strip() for line in fh if line.strip()]
+        except FileNotFoundError:
+            raise ValueError(f"--users-file {args.users_file}: no such file") from None
+        except IsADirectoryError:
+            raise ValueError(f"--users-file {args.users_file}: is a directory, expected a file") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"--users-file {args.users_file}: not a UTF-8 text file ({exc.reason} at byte "
+                             f"{exc.start})") from None
     return list(args.users)
 
 
 def _resolve_users(requested: List[Any], user_ids):
     """Map raw ids given on the command line (strings) to indices; report unknown ones."""
     import numpy as np
+    import pandas as pd
 
-    lookup = {str(u): i for i, u in enumerate(user_ids)}
-    idx, unknown = [], []
-    for u in requested:
-        j = lookup.get(str(u))
-        (unknown.append(u) if j is None else idx.append(j))
-    return np.asarray(idx, dtype=np.int64), unknown
+    known = pd.Index(np.asarray(user_ids).astype(str))
+    asked = np.asarray(requested).astype(str) if len(requested) else np.zeros(0, dtype=str)
+    pos = known.get_indexer(asked)  # unique ids: -1 marks an unknown one
+    unknown = [requested[i] for i in np.flatnonzero(pos < 0)]
+    return pos[pos >= 0].astype(np.int64), unknown
 
 
 def cmd_recommend(args) -> int:
     _apply_threads(args)
+    import numpy as np
     import torch
 
-    from graphkit.rec.io import load_model_dir
-
     try:
-        model, graph, meta = load_model_dir(args.model_dir, device=args.device)
-    except (FileNotFoundError, ValueError) as exc:
+        model, graph, meta = _load_model(args)
+        requested = _read_user_list(args, graph.user_ids)
+    except ValueError as exc:
         return _fail(str(exc))
-    requested = _read_user_list(args, graph.user_ids)
     idx, unknown = _resolve_users(requested, graph.user_ids)
     if unknown:
         print(f"warning: {len(unknown)} unknown user(s) skipped: {unknown[:5]}", file=sys.stderr)
@@ -336,21 +445,20 @@ def cmd_recommend(args) -> int:
         return _fail("none of the requested users is known to the model")
     if args.k > graph.num_items:
         return _fail(f"--k {args.k} exceeds the number of items ({graph.num_items})")
-    users = torch.from_numpy(idx)
-    with torch.no_grad():
-        top = model.recommend(users, k=args.k, exclude_seen=not args.include_seen).cpu()
-        scores = torch.gather(_score_rows(model, users), 1, top)
-    rows = []
-    for r, u in enumerate(idx):
-        for rank in range(args.k):
-            score = float(scores[r, rank])
-            if score == float("-inf"):
-                break  # fewer than k unseen items
-            rows.append((graph.user_ids[u], rank + 1, graph.item_ids[int(top[r, rank])], score))
+    top, scores = _top_k(model, graph, torch.from_numpy(idx), args.k, exclude_seen=not args.include_seen)
+    top, scores = top.numpy(), scores.numpy()
+    listed = np.isfinite(scores)  # -inf: masked items a user with fewer than k unseen ones got
+    ranks = np.broadcast_to(np.arange(1, args.k + 1), top.shape)
     import pandas as pd
 
-    df = pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+    df = pd.DataFrame({"user": np.asarray(graph.user_ids)[np.repeat(idx, listed.sum(1))],
+                       "rank": ranks[listed], "item": np.asarray(graph.item_ids)[top[listed]],
+                       "score": scores[listed]})
     if args.out:
+        out = pathlib.Path(args.out)
+        if out.is_dir():
+            return _fail(f"--out {out}: is a directory; give a file name such as {out / 'recs.csv'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{args.out}.tmp"
         df.to_csv(tmp, index=False)
         os.replace(tmp, args.out)
@@ -360,40 +468,68 @@ def cmd_recommend(args) -> int:
     return 0
 
 
-def _score_rows(model, users):
+def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: int = 2048):
+    """Top-``k`` items and their scores for ``users`` (CPU tensors ``[B, k]``), scored exactly as
+    ``rec evaluate`` scores them: same scorer, the user's training **and** validation items masked
+    (the model's own ``recommend`` knows only its training graph), ties broken by item index.
+    A user with fewer than ``k`` unmasked items gets masked ones last, with score ``-inf``."""
+    import torch
+
+    from graphkit._ranking import PairIndex, topk_ties_by_index
     from graphkit.rec.train import make_score_fn
 
-    scores = make_score_fn(model)(users.to(next(model.parameters()).device)).cpu()
-    if getattr(model, "train_edge_index", None) is not None:
-        from graphkit._ranking import PairIndex
-
-        rows, cols = PairIndex(model.train_edge_index.cpu(), model.num_users, model.num_items).block(users)
-        scores[rows, cols] = float("-inf")
-    return scores
+    device = next(model.parameters()).device
+    seen = [p for p in (graph.train, graph.valid) if p is not None] if exclude_seen else []
+    index = PairIndex(torch.cat(seen, dim=1).to(device), graph.num_users, graph.num_items, device) if seen else None
+    tops, values = [], []
+    with torch.no_grad():
+        score = make_score_fn(model)
+        for start in range(0, users.numel(), batch_size):
+            block = users[start:start + batch_size].to(device)
+            scores = score(block).to(device, torch.float32)
+            if index is not None:
+                if scores._base is not None and not getattr(score, "returns_scratch", False):
+                    scores = scores.clone()
+                rows, cols = index.block(block)
+                scores[rows, cols] = float("-inf")
+            top = topk_ties_by_index(scores, k)
+            tops.append(top.cpu())
+            values.append(scores.gather(1, top).cpu())
+    if not tops:
+        return torch.zeros(0, k, dtype=torch.long), torch.zeros(0, k)
+    return torch.cat(tops), torch.cat(values)
 
 
 def cmd_evaluate(args) -> int:
     _apply_threads(args)
-    from graphkit.rec.data import from_dataframe, read_table
-    from graphkit.rec.io import load_model_dir
     from graphkit.rec.train import evaluate_model
 
     try:
-        model, graph, meta = load_model_dir(args.model_dir, device=args.device)
-    except (FileNotFoundError, ValueError) as exc:
+        model, graph, meta = _load_model(args)
+    except ValueError as exc:
         return _fail(str(exc))
     if args.data:
-        if not (args.user_col and args.item_col):
-            return _fail("--data needs --user-col and --item-col")
         try:
-            other = from_dataframe(read_table(args.data, args.sep), args.user_col, args.item_col, source=args.data,
-                                   user_ids=graph.user_ids, item_ids=graph.item_ids)
-        except (ValueError, FileNotFoundError) as exc:
+            other = _read_events(args, args.data, user_ids=graph.user_ids, item_ids=graph.item_ids)
+        except (ValueError, FileNotFoundError, ImportError) as exc:
             return _fail(str(exc))
+        notes = []
         dropped = other.meta["unknown_id_events_dropped"]
         if dropped:
-            print(f"note: {dropped} events with users/items unknown to the model were skipped", file=sys.stderr)
-        graph.test, args.part = other.train, "test"
+            notes.append(f"{dropped} events with users/items unknown to the model were skipped")
+        pairs, seen = _drop_seen_pairs(other.train, graph, ("train", "valid"))
+        notes += [f"{n} pairs also in the model's {'training' if part == 'train' else 'validation'} "
+                  "interactions were dropped (they are masked, so could never be recommended)"
+                  for part, n in seen.items()]
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        if pairs.size(1) == 0:
+            return _fail(f"{args.data}: no pairs left to evaluate on ({'; '.join(notes)})")
+        graph.test, args.part = pairs, "test"
+    target = getattr(graph, args.part)
+    if target is None or target.size(1) == 0:
+        return _fail(f"{args.model_dir}: the saved {args.part} part is empty; nothing to evaluate "
+                     f"(pass --data FILE to evaluate on other interactions)")
     try:
         res = evaluate_model(model, graph, args.part, ks=tuple(args.k))
     except ValueError as exc:
@@ -401,7 +537,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"{args.part} ({res['num_users']} users, all-item ranking, training items masked):")
+        masked = "training and validation" if args.part == "test" and graph.valid is not None else "training"
+        print(f"{args.part} ({res['num_users']} users, all-item ranking, {masked} items masked):")
         for k, v in res.items():
             if "@" in k:
                 print(f"  {k:<14} {v:.4f}")

@@ -110,6 +110,8 @@ def read_table(path: PathLike, sep: Optional[str] = None):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; expected an interaction file")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path}: the file is empty")
     ext = os.path.splitext(path)[1].lower()
@@ -128,6 +130,57 @@ def read_table(path: PathLike, sep: Optional[str] = None):
         raise ValueError(f"{path}: the file has no rows") from exc
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path}: could not parse the table ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text table (byte {exc.start} is not valid {exc.encoding}); "
+                         "is it a binary file? Parquet files need the extension .parquet") from exc
+
+
+def read_user_item_table(path: PathLike):
+    """Read the LightGCN / UltraGCN text format (one line per user: ``uid item item ...``) into
+    a pandas DataFrame with integer columns ``user`` and ``item``, one row per pair."""
+    import pandas as pd
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; expected an interaction file")
+    try:
+        users, items = _read_user_item_lists(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file (byte {exc.start} is not valid {exc.encoding})") from exc
+    if users.size == 0:
+        raise ValueError(f"{path}: no interactions found (expected lines 'user item item ...')")
+    return pd.DataFrame({"user": users, "item": items})
+
+
+def data_fingerprint(graph: InteractionGraph) -> Dict[str, str]:
+    """SHA-256 digests (hex, 16 characters) of what a trained model's indices refer to: each
+    part's ``(user, item)`` pairs and the user / item id maps.
+
+    Two graphs with equal fingerprints index the same users and items and hold the same
+    interactions; a checkpoint written for one can continue training on the other.
+    """
+    import hashlib
+
+    def digest(chunks) -> str:
+        h = hashlib.sha256()
+        for chunk in chunks:
+            h.update(chunk)
+        return h.hexdigest()[:16]
+
+    def pairs(t: Optional[Tensor]) -> str:
+        if t is None:
+            return "none"
+        t = t.detach().to("cpu", torch.int64).contiguous()
+        return digest([str(tuple(t.shape)).encode(), t.numpy().tobytes()])
+
+    def ids(a: Optional[np.ndarray], n: int) -> str:
+        a = np.arange(n) if a is None else np.asarray(a)
+        return digest([str(n).encode(), "\x1f".join(a.astype(str).tolist()).encode("utf-8")])
+
+    return {"train": pairs(graph.train), "valid": pairs(graph.valid), "test": pairs(graph.test),
+            "user_ids": ids(graph.user_ids, graph.num_users), "item_ids": ids(graph.item_ids, graph.num_items)}
 
 
 def from_dataframe(df, user_col: str, item_col: str, time_col: Optional[str] = None,

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from graphkit._ranking import PairIndex
 from graphkit.engine.optim import adam
-from graphkit.rec.data import InteractionGraph
+from graphkit.rec.data import InteractionGraph, data_fingerprint
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
 from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
 
@@ -36,7 +36,9 @@ class FitResult:
     ``history`` holds one dict per evaluation: ``epoch`` (0-based), mean training ``loss``, the
     metrics of the selection part prefixed with its name (``"valid_recall@20"``), ``best_epoch``
     so far and ``elapsed_s``, the run's wall time up to then (earlier sittings and evaluations
-    included).
+    included). ``wall_time_s`` is the run's total over all its sittings; ``sittings`` counts
+    them and ``resumed_from`` is the number of epochs done before this call (``None`` when the
+    run started afresh).
     """
 
     best_epoch: int
@@ -48,6 +50,8 @@ class FitResult:
     selected_on: str = "valid"
     stopped_early: bool = False
     interrupted: bool = False
+    resumed_from: Optional[int] = None
+    sittings: int = 1
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in ("best_epoch", "best_valid", "test", "epochs_run", "wall_time_s",
@@ -112,6 +116,7 @@ def fit(
     eval_batch_size: int = 2048,
     on_eval: Optional[Callable[[Dict[str, Any]], None]] = None,
     graceful_stop: bool = True,
+    on_resume: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> FitResult:
     r"""Train ``model`` on ``graph.train`` with early stopping on a held-out part.
 
@@ -140,10 +145,13 @@ def fit(
         select_on (str): ``"valid"`` (proper model selection) or ``"test"`` (the protocol of the
             LightGCN/UltraGCN reference code, which picks the best epoch on the test set; the
             result then says so). (default: ``"valid"``)
-        checkpoint_dir (str, optional): where to keep ``last.pt`` (resume) and ``best.pt``.
-        resume (bool): continue from ``checkpoint_dir/last.pt`` when it exists; a checkpoint of
-            a run with other training settings, model or data raises :class:`ResumeError`.
-            (default: ``True``)
+        checkpoint_dir (str, optional): where to keep ``last.pt`` (written atomically after
+            every epoch, so an interrupted run loses at most the epoch in progress) and
+            ``best.pt`` (the selected model).
+        resume (bool): continue from ``checkpoint_dir/last.pt`` when it exists, exactly where it
+            stopped; a checkpoint of a run with other training settings, another model, or other
+            data (see :func:`~graphkit.rec.data.data_fingerprint`) raises :class:`ResumeError`
+            naming what differs. (default: ``True``)
         seed (int): seed of the sampling generator. (default: ``0``)
         log_path (str, optional): JSONL file receiving one line per evaluation.
         progress (bool, optional): show tqdm bars (default: only on a terminal and outside CI).
@@ -154,10 +162,81 @@ def fit(
         graceful_stop (bool): the first Ctrl-C / SIGTERM lets the current epoch finish, then
             evaluates, checkpoints and returns (``interrupted=True``), as if the time budget had
             run out; a second Ctrl-C aborts at once. (default: ``True``)
+        on_resume (callable, optional): called once when training continues from a
+            checkpoint, with ``{"path", "epochs_done", "wall_time_s", "sittings"}`` (the
+            epochs and wall time of the earlier sittings, and this sitting's number).
     """
-    from graphkit.engine import JSONLLogger, load_checkpoint, progress as progress_bar, save_checkpoint
+    from graphkit.engine import JSONLLogger, progress as progress_bar
     from graphkit.engine.signals import GracefulStop
 
+    ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
+                         select_on=select_on, monitor=monitor, ks=ks)
+    device = _model_device(model)
+    train = graph.train.to(device)
+    model.set_graph(train)
+    run = _Run(model=model, graph=graph, train=train,
+               positives=PairIndex(train, graph.num_users, graph.num_items),
+               optimizer=adam(model.parameters(), lr=lr, weight_decay=weight_decay),
+               generator=torch.Generator(device=device).manual_seed(seed),
+               ckpt_dir=pathlib.Path(checkpoint_dir) if checkpoint_dir else None,
+               # What must not change between sittings of one run: resuming with other values
+               # would continue a different training procedure from this one's state.
+               train_settings=dict(batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
+                                   sampler=sampler, negative_candidates=int(negative_candidates),
+                                   select_on=select_on, monitor=monitor, seed=int(seed),
+                                   num_train=int(graph.num_train)),
+               fingerprint=data_fingerprint(graph))
+    if run.ckpt_dir is not None and resume and (run.ckpt_dir / "last.pt").exists():
+        _resume(run, device)
+        if on_resume is not None:
+            on_resume({"path": str(run.ckpt_dir / "last.pt"), "epochs_done": run.start_epoch,
+                       "wall_time_s": run.elapsed_before, "sittings": run.sittings})
+    logger = JSONLLogger(log_path) if log_path else None
+    run.t0 = time.time()
+    # A run that already stopped early is finished: resuming it only restores the selected
+    # model and evaluates, it does not train further epochs.
+    run.stopped_early = run.start_epoch > 0 and run.bad_evals >= patience
+    if run.stopped_early:
+        epochs = run.start_epoch
+    epoch = run.start_epoch - 1
+    bar = progress_bar(range(run.start_epoch, epochs), desc="train", total=epochs,
+                       disable=None if progress is None else not progress, initial=run.start_epoch)
+    with GracefulStop(enabled=graceful_stop) as stop:
+        for epoch in bar:
+            record: Dict[str, Any] = {"epoch": epoch, "loss": _train_epoch(
+                run, epoch, sampler=sampler, batch_size=batch_size, negative_candidates=negative_candidates)}
+            out_of_time = (time_budget_s is not None and time.time() - run.t0 >= time_budget_s) or stop.requested
+            if (epoch + 1) % eval_every == 0 or epoch == epochs - 1 or out_of_time:
+                _evaluate_and_select(run, epoch, record, select_on=select_on, ks=ks, monitor=monitor,
+                                     patience=patience, eval_batch_size=eval_batch_size)
+                if logger is not None:
+                    logger.log(**record)
+                if on_eval is not None:
+                    on_eval(record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{record[f'{select_on}_{monitor}']:.4f}"},
+                                    best=f"{run.best_value:.4f}@{run.best_epoch}")
+            if run.ckpt_dir is not None:
+                _save(run, epoch, run.ckpt_dir / "last.pt")
+            if run.stopped_early or out_of_time:
+                break
+    if hasattr(bar, "close"):
+        bar.close()
+    if logger is not None:
+        logger.close()
+    _restore_best(run, device)
+    test = None
+    if graph.test is not None:
+        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size)
+    return FitResult(best_epoch=run.best_epoch, best_valid=run.best_valid, test=test, history=run.history,
+                     epochs_run=epoch + 1, wall_time_s=run.elapsed(), selected_on=select_on,
+                     stopped_early=run.stopped_early, interrupted=stop.requested,
+                     resumed_from=run.start_epoch if run.sittings > 1 else None, sittings=run.sittings)
+
+
+def _check_fit_args(model, graph: InteractionGraph, *, sampler: str, negative_candidates: int, select_on: str,
+                    monitor: str, ks: Sequence[int]) -> Sequence[int]:
+    """Validate :func:`fit`'s arguments; return ``ks`` with the monitored cut-off added."""
     if sampler not in ("user", "epoch"):
         raise ValueError(f"sampler must be 'user' or 'epoch', got {sampler!r}")
     if int(negative_candidates) != negative_candidates or negative_candidates < 1:
@@ -176,144 +255,155 @@ def fit(
         raise ValueError(f"unknown monitor metric {monitor!r}")
     if int(monitor.split("@")[1]) not in ks:
         ks = tuple(ks) + (int(monitor.split("@")[1]),)
+    return ks
 
-    device = _model_device(model)
-    train = graph.train.to(device)
-    model.set_graph(train)
-    positives = PairIndex(train, graph.num_users, graph.num_items)
-    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator(device=device).manual_seed(seed)
+
+@dataclass
+class _Run:
+    """The state of one :func:`fit` run: what it trains with and what it has selected so far."""
+
+    model: Any
+    graph: InteractionGraph
+    train: Tensor
+    positives: PairIndex
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    ckpt_dir: Optional[pathlib.Path]
+    train_settings: Dict[str, Any]
+    fingerprint: Dict[str, str]
+    start_epoch: int = 0
+    best_value: float = -math.inf
+    best_epoch: int = -1
+    bad_evals: int = 0
+    best_valid: Dict[str, float] = field(default_factory=dict)
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    sittings: int = 1
+    stopped_early: bool = False
+    t0: float = 0.0
+    best_state: Optional[Dict[str, Tensor]] = None  # the selected weights, without checkpoint_dir
+
+    def elapsed(self) -> float:
+        """Wall time of the run so far, earlier sittings included."""
+        return self.elapsed_before + time.time() - self.t0
+
+
+def _resume(run: _Run, device) -> None:
+    """Load ``last.pt`` into the run, refusing a checkpoint of other settings or other data."""
+    from graphkit.engine import load_checkpoint
+
+    path = run.ckpt_dir / "last.pt"
+    try:
+        state = load_checkpoint(path, model=run.model, optimizer=run.optimizer, map_location=device)
+    except (ValueError, RuntimeError) as exc:
+        raise ResumeError(str(exc)) from exc
+    extra = state["extra"] or {}
+    saved = extra.get("data_fingerprint")
+    if saved is not None:
+        changed = [k for k, v in run.fingerprint.items() if saved.get(k) != v]
+        if changed:
+            raise ResumeError(
+                f"{path} was written for other data: "
+                + ", ".join(f"{k} (checkpoint {saved.get(k)}, now {run.fingerprint[k]})" for k in changed)
+                + " differ; the model's indices would refer to other users and items. Train on the "
+                "data of that run to continue it, or resume=False / another checkpoint_dir to start afresh")
+    saved = extra.get("train_settings")
+    if saved is not None:
+        changed = {k: (saved.get(k), v) for k, v in run.train_settings.items() if saved.get(k) != v}
+        if changed:
+            raise ResumeError(
+                f"{path} was written by a run with other settings ("
+                + ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
+                + "); pass the same settings to continue it, or resume=False / another "
+                "checkpoint_dir to start afresh")
+    run.start_epoch = state["epoch"] + 1
+    run.best_value = float(extra.get("best_value", -math.inf))
+    run.best_epoch = int(extra.get("best_epoch", -1))
+    run.bad_evals = int(extra.get("bad_evals", 0))
+    run.best_valid = dict(extra.get("best_valid", {}))
+    run.history = list(extra.get("history", []))
+    run.elapsed_before = float(extra.get("wall_time_s", 0.0))
+    run.sittings = int(extra.get("sittings", 1)) + 1
+    if "generator" in extra:
+        run.generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+
+
+def _save(run: _Run, epoch: int, path: pathlib.Path) -> None:
+    """Atomically checkpoint the run after ``epoch`` (model, optimiser, selection state,
+    sampling generator, settings and data fingerprint)."""
+    from graphkit.engine import save_checkpoint
+
+    extra = dict(best_value=run.best_value, best_epoch=run.best_epoch, bad_evals=run.bad_evals,
+                 best_valid=run.best_valid, history=run.history, train_settings=run.train_settings,
+                 data_fingerprint=run.fingerprint, sittings=run.sittings, wall_time_s=run.elapsed(),
+                 generator=run.generator.get_state().tolist())
+    save_checkpoint(path, model=run.model, optimizer=run.optimizer, epoch=epoch,
+                    model_args=run.model.model_args, extra=extra)
+
+
+def _train_epoch(run: _Run, epoch: int, *, sampler: str, batch_size: int, negative_candidates: int) -> float:
+    """One epoch of optimisation steps; returns the mean training loss."""
+    model, graph, generator, device = run.model, run.graph, run.generator, run.train.device
     steps = max(1, math.ceil(graph.num_train / batch_size))
-
-    ckpt_dir = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
-    start_epoch, best_value, best_epoch, bad_evals = 0, -math.inf, -1, 0
-    best_valid: Dict[str, float] = {}
-    history: List[Dict[str, Any]] = []
-    elapsed_before = 0.0
-    # What must not change between sittings of one run: resuming with other values would
-    # continue a different training procedure from this one's parameters and optimiser state.
-    train_settings = dict(batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                          sampler=sampler, negative_candidates=int(negative_candidates),
-                          select_on=select_on, monitor=monitor, seed=int(seed), num_train=int(graph.num_train))
-    if ckpt_dir is not None and resume and (ckpt_dir / "last.pt").exists():
-        try:
-            state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=optimizer, map_location=device)
-        except (ValueError, RuntimeError) as exc:
-            raise ResumeError(str(exc)) from exc
-        extra = state["extra"] or {}
-        saved = extra.get("train_settings")
-        if saved is not None:
-            changed = {k: (saved.get(k), v) for k, v in train_settings.items() if saved.get(k) != v}
-            if changed:
-                raise ResumeError(
-                    f"{ckpt_dir / 'last.pt'} was written by a run with other settings ("
-                    + ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
-                    + "); pass the same settings to continue it, or resume=False / another "
-                    "checkpoint_dir to start afresh")
-        start_epoch = state["epoch"] + 1
-        best_value = float(extra.get("best_value", -math.inf))
-        best_epoch = int(extra.get("best_epoch", -1))
-        bad_evals = int(extra.get("bad_evals", 0))
-        best_valid = dict(extra.get("best_valid", {}))
-        history = list(extra.get("history", []))
-        elapsed_before = float(extra.get("wall_time_s", 0.0))
-        if "generator" in extra:
-            generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
-    logger = JSONLLogger(log_path) if log_path else None
-
-    def checkpoint(epoch: int, path: pathlib.Path) -> None:
-        extra = dict(best_value=best_value, best_epoch=best_epoch, bad_evals=bad_evals,
-                     best_valid=best_valid, history=history, train_settings=train_settings,
-                     wall_time_s=elapsed_before + time.time() - t0,
-                     generator=generator.get_state().tolist())
-        save_checkpoint(path, model=model, optimizer=optimizer, epoch=epoch,
-                        model_args=model.model_args, extra=extra)
-
-    t0 = time.time()
-    # A run that already stopped early is finished: resuming it only restores the selected
-    # model and evaluates, it does not train further epochs.
-    stopped_early = start_epoch > 0 and bad_evals >= patience
-    epoch = start_epoch - 1
-    if stopped_early:
-        epochs = start_epoch
     uses_own_negatives = hasattr(model, "sample_negatives")
-    if sampler == "epoch":
-        all_users, all_items = train[0], train[1]
-    bar = progress_bar(range(start_epoch, epochs), desc="train", total=epochs,
-                       disable=None if progress is None else not progress, initial=start_epoch)
-    with GracefulStop(enabled=graceful_stop) as stop:
-        for epoch in bar:
-            model.train()
-            total = 0.0
-            perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
-            for step in range(steps):
-                if sampler == "user":
-                    users, pos, neg = sample_bpr_triples(positives, batch_size, graph.num_items, generator,
-                                                         num_negatives=negative_candidates)
-                    if uses_own_negatives:
-                        neg = model.sample_negatives(users.numel(), generator=generator, users=users)
-                else:
-                    idx = perm[step * batch_size:(step + 1) * batch_size]
-                    users, pos = all_users[idx], all_items[idx]
-                    if uses_own_negatives:
-                        neg = model.sample_negatives(users.numel(), generator=generator, users=users)
-                    else:
-                        neg = sample_negatives(users, negative_candidates, positives, graph.num_items, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss = model.loss(users, pos, neg)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
-                                             "lower the learning rate")
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach())
-            record: Dict[str, Any] = {"epoch": epoch, "loss": total / steps}
-            last = epoch == epochs - 1
-            out_of_time = (time_budget_s is not None and time.time() - t0 >= time_budget_s) or stop.requested
-            if (epoch + 1) % eval_every == 0 or last or out_of_time:
-                sel = evaluate_model(model, graph, select_on, ks=ks, batch_size=eval_batch_size)
-                record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
-                value = sel[monitor]
-                if value > best_value:
-                    best_value, best_epoch, bad_evals = value, epoch, 0
-                    best_valid = {k: v for k, v in sel.items() if "@" in k}
-                    if ckpt_dir is not None:
-                        checkpoint(epoch, ckpt_dir / "best.pt")
-                    else:
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad_evals += 1
-                record["best_epoch"] = best_epoch
-                # wall time of the run so far, earlier sittings and evaluations included
-                record["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
-                history.append(record)
-                if logger is not None:
-                    logger.log(**record)
-                if on_eval is not None:
-                    on_eval(record)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{value:.4f}"},
-                                    best=f"{best_value:.4f}@{best_epoch}")
-                if bad_evals >= patience:
-                    stopped_early = True
-            if ckpt_dir is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time or stopped_early):
-                checkpoint(epoch, ckpt_dir / "last.pt")
-            if stopped_early or out_of_time:
-                break
-    if hasattr(bar, "close"):
-        bar.close()
-    if logger is not None:
-        logger.close()
+    model.train()
+    total = 0.0
+    perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
+    for step in range(steps):
+        if sampler == "user":
+            users, pos, neg = sample_bpr_triples(run.positives, batch_size, graph.num_items, generator,
+                                                 num_negatives=negative_candidates)
+            if uses_own_negatives:
+                neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+        else:
+            idx = perm[step * batch_size:(step + 1) * batch_size]
+            users, pos = run.train[0][idx], run.train[1][idx]
+            if uses_own_negatives:
+                neg = model.sample_negatives(users.numel(), generator=generator, users=users)
+            else:
+                neg = sample_negatives(users, negative_candidates, run.positives, graph.num_items, generator)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss = model.loss(users, pos, neg)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
+                                     "lower the learning rate")
+        loss.backward()
+        run.optimizer.step()
+        total += float(loss.detach())
+    return total / steps
 
-    # Restore the selected model and evaluate the test part once.
-    if best_epoch >= 0:
-        if ckpt_dir is not None:
-            load_checkpoint(ckpt_dir / "best.pt", model=model, map_location=device, restore_rng=False)
-        elif "best_state" in locals():
-            model.load_state_dict(best_state)
-    test = None
-    if graph.test is not None:
-        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size)
-    return FitResult(best_epoch=best_epoch, best_valid=best_valid, test=test, history=history,
-                     epochs_run=epoch + 1, wall_time_s=elapsed_before + time.time() - t0,
-                     selected_on=select_on, stopped_early=stopped_early, interrupted=stop.requested)
+
+def _evaluate_and_select(run: _Run, epoch: int, record: Dict[str, Any], *, select_on: str, ks: Sequence[int],
+                         monitor: str, patience: int, eval_batch_size: int) -> None:
+    """Evaluate on the selection part, keep the model if it is the best so far, update early
+    stopping, and complete ``record`` (appended to the history)."""
+    sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size)
+    record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
+    value = sel[monitor]
+    if value > run.best_value:
+        run.best_value, run.best_epoch, run.bad_evals = value, epoch, 0
+        run.best_valid = {k: v for k, v in sel.items() if "@" in k}
+        if run.ckpt_dir is not None:
+            _save(run, epoch, run.ckpt_dir / "best.pt")
+        else:
+            run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        run.bad_evals += 1
+    record["best_epoch"] = run.best_epoch
+    # wall time of the run so far, earlier sittings and evaluations included
+    record["elapsed_s"] = round(run.elapsed(), 1)
+    run.history.append(record)
+    if run.bad_evals >= patience:
+        run.stopped_early = True
+
+
+def _restore_best(run: _Run, device) -> None:
+    """Put the selected model's weights back into ``run.model`` (from ``best.pt`` or memory)."""
+    from graphkit.engine import load_checkpoint
+
+    if run.best_epoch < 0:
+        return
+    if run.ckpt_dir is not None:
+        load_checkpoint(run.ckpt_dir / "best.pt", model=run.model, map_location=device, restore_rng=False)
+    elif run.best_state is not None:
+        run.model.load_state_dict(run.best_state)

@@ -59,6 +59,26 @@ def test_recommend_learns_the_clusters_and_masks_seen(model_dir, tmp_path, capsy
     assert not seen & set(recs[recs.user == "u1"]["item"])
 
 
+def test_recommend_lists_only_unseen_items_when_k_exceeds_them(model_dir, tmp_path):
+    """With --k equal to the catalogue, each user gets exactly the items the model has not seen
+    (neither in training nor in validation), ranked 1..n."""
+    model, graph, _ = load_model_dir(str(model_dir))
+    out = tmp_path / "all.csv"
+    assert main(["rec", "recommend", "--model-dir", str(model_dir), "--all-users",
+                 "--k", str(graph.num_items), "--out", str(out)]) == 0
+    recs = pd.read_csv(out)
+    assert set(recs["user"]) == set(graph.user_ids)
+    known = torch.cat([graph.train, graph.valid], dim=1)
+    seen_per_user = np.bincount(known[0].numpy(), minlength=graph.num_users)
+    for u in (0, 7, 25, 39):
+        mine = recs[recs.user == graph.user_ids[u]]
+        seen = set(graph.item_ids[known[1][known[0] == u].numpy()])
+        assert len(mine) == graph.num_items - seen_per_user[u]
+        assert mine["rank"].tolist() == list(range(1, len(mine) + 1))
+        assert mine["item"].is_unique and not seen & set(mine["item"])
+        assert np.isfinite(mine["score"]).all() and (np.diff(mine["score"].to_numpy()) <= 1e-6).all()
+
+
 def test_evaluate_command(model_dir, capsys):
     assert main(["rec", "evaluate", "--model-dir", str(model_dir), "--k", "5", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -95,14 +115,24 @@ def test_bad_csv_gives_a_clear_error_and_writes_nothing(tmp_path, capsys):
 
 
 def test_given_split_with_unknown_test_ids(tmp_path, capsys, events):
+    df = pd.read_csv(events)
+    mine = set(df[df.user == "u1"]["item"])
+    new, old = sorted(set(df["item"]) - mine)[0], sorted(mine)[0]
     test = tmp_path / "test.csv"
-    pd.DataFrame({"user": ["u1", "stranger"], "item": ["A1", "A2"], "rating": [5, 5], "ts": [1, 2]}).to_csv(test, index=False)
-    out = tmp_path / "given"
-    code = main(["rec", "train", "--data", str(events), "--test-data", str(test), "--user-col", "user",
-                 "--item-col", "item", "--model", "mf", "--epochs", "2", "--eval-every", "1",
-                 "--out", str(out), "--no-progress"])
-    assert code == 0
-    assert "test events with users/items absent" in capsys.readouterr().out
+    pd.DataFrame({"user": ["u1", "u1", "stranger"], "item": [new, old, "A2"], "rating": [5, 5, 5],
+                  "ts": [1, 2, 3]}).to_csv(test, index=False)
+    base = ["rec", "train", "--data", str(events), "--test-data", str(test), "--user-col", "user",
+            "--item-col", "item", "--model", "mf", "--epochs", "2", "--eval-every", "1", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "given")]) == 0
+    out = capsys.readouterr().out
+    assert "1 test events with users/items absent" in out and "1 test pairs also in training" in out
+    _, graph, _ = load_model_dir(str(tmp_path / "given"))
+    assert graph.test.size(1) == 1
+    # a test file with nothing left after dropping is an error, not metrics of 0
+    pd.DataFrame({"user": ["u1", "stranger"], "item": [old, "A2"]}).to_csv(test, index=False)
+    assert main(base + ["--out", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "no test pairs left" in err and "1 test pairs also in training" in err
 
 
 def test_ultragcn_through_the_cli(events, tmp_path):

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from graphkit.nn.models import LightGCN
@@ -139,3 +140,68 @@ def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
     # every evaluation carries the run's wall time so far, non-decreasing
     elapsed = [h["elapsed_s"] for h in first.history]
     assert all(isinstance(t, float) for t in elapsed) and elapsed == sorted(elapsed)
+
+
+def test_a_crash_between_evaluations_resumes_from_the_last_epoch(tmp_path):
+    """last.pt is written after every epoch, not only at evaluations: a run that dies in epoch 3
+    with eval_every=5 continues at epoch 3 and ends exactly like an uninterrupted run."""
+    import pytest
+
+    from graphkit.engine import load_checkpoint
+
+    class Crashing(LightGCN):
+        crash_at = None  # loss call that raises, as a kill would
+
+        def loss(self, *args):
+            type(self).calls += 1
+            if type(self).calls == self.crash_at:
+                raise KeyboardInterrupt
+            return super().loss(*args)
+
+    def go(ckpt, crash_at=None):
+        torch.manual_seed(1)
+        Crashing.calls, Crashing.crash_at = 0, crash_at
+        model = Crashing(30, 40, embedding_dim=8, num_layers=2)
+        res = fit(model, tiny_graph(), epochs=6, batch_size=64, lr=0.01, eval_every=5, patience=100,
+                  checkpoint_dir=str(ckpt), seed=3, progress=False, graceful_stop=False)
+        return model, res
+
+    steps = -(-tiny_graph().num_train // 64)
+    straight, res_a = go(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "b", crash_at=3 * steps + 2)  # dies in the middle of epoch 3 (0-based)
+    assert load_checkpoint(tmp_path / "b" / "last.pt", restore_rng=False)["epoch"] == 2
+    resumed, res_b = go(tmp_path / "b")
+    assert Crashing.calls == 3 * steps  # epochs 3, 4 and 5 only
+    assert res_b.resumed_from == 3 and res_b.sittings == 2 and res_a.resumed_from is None
+    assert torch.equal(straight.embedding.weight, resumed.embedding.weight)
+    assert res_a.test == res_b.test and res_a.best_epoch == res_b.best_epoch
+    assert [h["epoch"] for h in res_b.history] == [4, 5]
+    assert res_b.wall_time_s >= res_b.history[-1]["elapsed_s"] - 0.1
+
+
+def test_resume_on_other_data_of_the_same_size_is_refused(tmp_path):
+    import pytest
+
+    from graphkit.rec.data import data_fingerprint
+    from graphkit.rec.train import ResumeError
+
+    run(2, tmp_path / "e")
+    other = tiny_graph()
+    other.train = torch.stack([other.train[0], (other.train[1] + 1) % 40])  # same size, other pairs
+    assert other.num_train == tiny_graph().num_train
+    assert data_fingerprint(other)["train"] != data_fingerprint(tiny_graph())["train"]
+    with pytest.raises(ResumeError, match=r"other data: train \(checkpoint [0-9a-f]+, now [0-9a-f]+\) differ"):
+        fit(LightGCN(30, 40, embedding_dim=8, num_layers=2), other, epochs=4, batch_size=64, lr=0.01,
+            eval_every=1, patience=100, checkpoint_dir=str(tmp_path / "e"), seed=3, progress=False)
+    renamed = tiny_graph()
+    renamed.item_ids = np.array([f"i{j}" for j in range(40)])
+    with pytest.raises(ResumeError, match=r"item_ids"):
+        fit(LightGCN(30, 40, embedding_dim=8, num_layers=2), renamed, epochs=4, batch_size=64, lr=0.01,
+            eval_every=1, patience=100, checkpoint_dir=str(tmp_path / "e"), seed=3, progress=False)
+    seen = []
+    res = fit(LightGCN(30, 40, embedding_dim=8, num_layers=2), tiny_graph(), epochs=3, batch_size=64, lr=0.01,
+              eval_every=1, patience=100, checkpoint_dir=str(tmp_path / "e"), seed=3, progress=False,
+              on_resume=seen.append)
+    assert len(seen) == 1 and seen[0]["epochs_done"] == 2 and seen[0]["sittings"] == 2
+    assert res.epochs_run == 3 and res.resumed_from == 2
