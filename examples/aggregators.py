@@ -37,8 +37,11 @@ Usage::
     python examples/aggregators.py --task second-min --runs 3
     python examples/aggregators.py --task tu --dataset MUTAG --aggrs sum,lcm,ggem
     python examples/aggregators.py --task table   # leaderboards/aggregators.md
+
+Both tasks train with :func:`graphkit.engine.train_graph_classifier` (the second-minimum
+multisets are served by a small batch iterable, ``SetBatches``); ``--select test`` (TU only)
+picks the best test epoch instead and writes ``-test-selected`` entries.
 """
-import argparse
 import json
 import os
 import time
@@ -57,9 +60,14 @@ from torch_geometric.transforms import OneHotDegree
 from torch_geometric.utils import degree
 
 from graphkit import datasets
-from graphkit.engine import RunTracker, seed_everything, write_result_record
+from graphkit.engine import (PatienceStop, resolve_device, run_many, seed_everything,
+                             train_graph_classifier, write_result_record)
+from graphkit.engine.args import apply_threads, example_parser
+from graphkit.evaluate import accuracy
 from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
                               PoNetAggregation, SPPAggregation)
+
+TU_DATASETS = ["MUTAG", "PROTEINS", "NCI1", "ENZYMES", "IMDB-BINARY"]
 
 SECOND_MIN_AGGRS = ["lcm", "lcm-assoc", "pyg-lcm", "pyg-gru", "sum", "max"]
 TU_AGGRS = ["sum", "max", "lcm", "pyg-lcm", "ggem", "attsets", "ponet", "spp"]
@@ -154,7 +162,26 @@ def batches_of_sets(bits, batch, sizes, y, batch_size, perm):
         yield bits[elems], local, y[sets], sets.numel()
 
 
-def run_second_min(args) -> None:
+class SetBatches:
+    """Re-iterable batches ``(bits, local batch, y, num_sets)`` of a multiset data set, in a
+    fresh random order on every pass when ``shuffle``."""
+
+    def __init__(self, data, batch_size: int, shuffle: bool):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+
+    def __iter__(self):
+        n = self.data[3].size(0)
+        perm = torch.randperm(n) if self.shuffle else torch.arange(n)
+        return batches_of_sets(*self.data, self.batch_size, perm)
+
+
+def exact_match(out: Tensor, y: Tensor) -> float:
+    """Fraction of sets whose predicted bits (logit > 0) all equal the target bits."""
+    power = 2 ** torch.arange(y.size(1) - 1, -1, -1, device=y.device)
+    return accuracy(((out > 0).long() * power).sum(-1), (y.long() * power).sum(-1))
+
+
+def run_second_min(args, device) -> None:
     aggrs = args.aggrs.split(",") if args.aggrs else SECOND_MIN_AGGRS
     results: Dict[str, List[float]] = {a: [] for a in aggrs}
     times: Dict[str, float] = {a: 0.0 for a in aggrs}
@@ -162,28 +189,24 @@ def run_second_min(args) -> None:
         gen = torch.Generator().manual_seed(args.seed + run)
         train = second_min_data(args.num_train, 2, 16, args.num_bits, gen)
         val = second_min_data(args.num_val, 32, 32, args.num_bits, gen)
+        loaders = (SetBatches(train, args.batch_size, True), SetBatches(val, args.batch_size, False))
         for name in aggrs:
             seed_everything(args.seed + run)
             t0 = time.perf_counter()
-            model = SetModel(name, args.num_bits, args.hidden)
-            opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-            for epoch in range(1, args.epochs + 1):
-                model.train()
-                perm = torch.randperm(args.num_train)
-                total = 0.0
-                for bits, b, y, n in batches_of_sets(*train, args.batch_size, perm):
-                    opt.zero_grad()
-                    loss = F.binary_cross_entropy_with_logits(model(bits, b, n), y)
-                    loss = loss + aggr_loss(model.aggr, args.assoc_weight)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * n
-                if epoch == args.epochs or epoch % 10 == 0:
-                    acc = second_min_eval(model, val, args.batch_size)
-                    print(f"[second-min] run {run} {name:10s} epoch {epoch:3d} "
-                          f"loss {total / args.num_train:.4f} val exact-match {acc:6.2f}%",
-                          flush=True)
-            results[name].append(acc)
+            model = SetModel(name, args.num_bits, args.hidden).to(device)
+
+            def show(m, run=run, name=name):
+                print(f"[second-min] run {run} {name:10s} epoch {m['epoch']:3d} "
+                      f"loss {m['train_loss']:.4f} val exact-match {m['val_acc']:6.2f}%",
+                      flush=True)
+
+            last = train_graph_classifier(
+                model, loaders, torch.optim.Adam(model.parameters(), lr=args.lr), args.epochs,
+                forward=lambda m, b: (m(b[0], b[1], b[3]), b[2]),
+                loss_fn=F.binary_cross_entropy_with_logits, metric=exact_match,
+                penalty=lambda: aggr_loss(model.aggr, args.assoc_weight), device=device,
+                select="last", eval_every=10, time_budget=args.time_budget, callback=show)
+            results[name].append(last["val_acc"])
             times[name] += time.perf_counter() - t0
     budget = (f"{args.num_train} training multisets (sizes 2-16), {args.num_val} validation "
               f"multisets (size 32), {args.epochs} epochs, batch {args.batch_size}, Adam lr "
@@ -191,7 +214,7 @@ def run_second_min(args) -> None:
     for name in aggrs:
         vals = results[name]
         print(f"{AGGR_NAMES[name]:32s} {np.mean(vals):6.2f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:5.2f}")
-        if args.no_record:
+        if not args.record:
             continue
         is_lcm = name in ("lcm", "pyg-lcm")
         write_result_record(
@@ -210,22 +233,11 @@ def run_second_min(args) -> None:
                       "validation sets of size 32 (larger than any training set); " + budget),
             deviations=[f"budget reduced from PyG's 65,536 multisets x 1000 epochs at lr 1e-4 to "
                         f"{args.num_train} x {args.epochs} epochs at lr {args.lr} to fit a shared "
-                        "2-core CPU; every aggregator got the same budget in the same run"],
+                        "2-core CPU; every aggregator got the same budget in the same run"]
+                       + args.deviation,
             wall_time_s=times[name], out_dir=args.out,
             extra={"aggregator": name, "budget": budget, "seeds": [args.seed + r for r in range(args.runs)],
                    "assoc_weight": args.assoc_weight if name == "lcm-assoc" else None})
-
-
-@torch.no_grad()
-def second_min_eval(model, data, batch_size) -> float:
-    model.eval()
-    correct = total = 0
-    perm = torch.arange(data[3].size(0))
-    for bits, b, y, n in batches_of_sets(*data, batch_size, perm):
-        pred = (model(bits, b, n) > 0).float()
-        correct += int(((pred != y).sum(-1) == 0).sum())
-        total += n
-    return 100.0 * correct / total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,7 +270,7 @@ def tu_dataset(name: str, root):
     return ds
 
 
-def run_tu(args) -> None:
+def run_tu(args, device) -> None:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     aggrs = args.aggrs.split(",") if args.aggrs else TU_AGGRS
@@ -269,82 +281,69 @@ def run_tu(args) -> None:
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
     splits = list(skf.split(np.zeros(len(y)), y))[: args.max_folds or args.folds]
     for name in aggrs:
-        tracker = RunTracker()
-        t0 = time.perf_counter()
-        epochs_used = []
-        for fold, (train_idx, test_idx) in enumerate(splits):
-            seed_everything(args.seed + fold)
+
+        def train_fold(fold: int, seed: int):
+            train_idx, test_idx = splits[fold]
             tr_idx, va_idx = train_test_split(train_idx, test_size=0.1, stratify=y[train_idx],
-                                              random_state=args.seed + fold)
+                                              random_state=seed)
             loaders = [DataLoader([data_list[i] for i in idx], batch_size=args.batch_size,
                                   shuffle=(k == 0))
                        for k, idx in enumerate((tr_idx, va_idx, test_idx))]
             model = GIN(data_list[0].num_features, args.hidden, int(y.max()) + 1, args.layers,
-                        name)
+                        name).to(device)
             opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=0.5)
-            best_val, since = -1.0, 0
-            for epoch in range(1, args.epochs + 1):
-                model.train()
-                for batch in loaders[0]:
-                    opt.zero_grad()
-                    out = model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
-                    loss = F.cross_entropy(out, batch.y) + aggr_loss(model.readout, args.assoc_weight)
-                    loss.backward()
-                    opt.step()
-                sched.step()
-                va, te = (tu_eval(model, loaders[k]) for k in (1, 2))
-                tracker.add(fold, valid=va, test=te, epoch=epoch)
-                if va > best_val:
-                    best_val, since = va, 0
-                else:
-                    since += 1
-                if since >= args.patience:
-                    break
-            epochs_used.append(epoch)
-            best = tracker.best(fold)
-            print(f"[{args.dataset}] {name:8s} fold {fold}: best val {best['valid']:.2f} "
-                  f"test {best['test']:.2f} (epoch {best['epoch']}/{epoch})", flush=True)
+            return train_graph_classifier(
+                model, loaders, opt, args.epochs,
+                forward=lambda m, b: (m(b.x, b.edge_index, b.batch, b.num_graphs), b.y),
+                penalty=lambda: aggr_loss(model.readout, args.assoc_weight), device=device,
+                scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=0.5),
+                select="val_acc" if args.select == "valid" else "test_acc",
+                stop=PatienceStop(args.patience, "val_acc"), time_budget=args.time_budget)
+
+        def show(r, name=name):
+            print(f"[{args.dataset}] {name:8s} fold {r['run']}: best val {r['val_acc']:.2f} "
+                  f"test {r['test_acc']:.2f} (epoch {r['epoch']}/{r['epochs_run']})", flush=True)
+
+        t0 = time.perf_counter()
+        records, _ = run_many(len(splits), train_fold, seed=args.seed, on_run=show)
         wall = time.perf_counter() - t0
-        tests = tracker.best_test_values()
+        tests = [r["test_acc"] for r in records]
         print(f"[{args.dataset}] {AGGR_NAMES[name]:16s} test {np.mean(tests):.2f} ± "
               f"{np.std(tests, ddof=1) if len(tests) > 1 else 0:.2f} ({wall:.0f}s)", flush=True)
-        if args.no_record:
-            continue
-        deviations = [f"reduced budget: at most {args.epochs} epochs (GIN paper: 350), early "
-                      f"stopping after {args.patience} epochs without validation gain, "
-                      f"{args.layers} GIN layers of width {args.hidden}, batch {args.batch_size}",
-                      "model selection on a 10% validation split of each training fold instead "
-                      "of GIN's best mean test epoch over folds",
-                      "readout on the last layer only (GIN sums readouts of all layers)"]
-        if len(splits) < args.folds:
-            deviations.append(f"only {len(splits)} of {args.folds} folds run")
-        write_result_record(
-            entry=f"aggr-gin-{args.dataset.lower()}-{name}",
-            method=f"GIN + {AGGR_NAMES[name]} readout",
-            dataset=args.dataset, task="graph classification", primary_metric="accuracy",
-            metrics={"accuracy": {"paper": None, "paper_source": "", "tolerance": None,
-                                  "values": tests}},
-            runs=len(tests),
-            protocol=(f"{args.folds}-fold stratified CV (sklearn, seed {args.seed}); 10% of each "
-                      "training fold for validation; test accuracy (%) at the best-validation "
-                      "epoch"),
-            deviations=deviations, wall_time_s=wall, out_dir=args.out,
-            extra={"aggregator": name, "epochs_used": epochs_used,
-                   "best_epochs": [tracker.best(f)["epoch"] for f in range(len(tests))],
-                   "hidden": args.hidden, "layers": args.layers, "lr": args.lr,
-                   "batch_size": args.batch_size})
+        if args.record:
+            write_tu_record(args, name, records, len(splits), wall)
 
 
-@torch.no_grad()
-def tu_eval(model, loader) -> float:
-    model.eval()
-    correct = total = 0
-    for batch in loader:
-        pred = model(batch.x, batch.edge_index, batch.batch, batch.num_graphs).argmax(-1)
-        correct += int((pred == batch.y).sum())
-        total += batch.num_graphs
-    return 100.0 * correct / max(total, 1)
+def write_tu_record(args, name: str, records, folds_run: int, wall: float) -> None:
+    tests = [r["test_acc"] for r in records]
+    deviations = [f"reduced budget: at most {args.epochs} epochs (GIN paper: 350), early "
+                  f"stopping after {args.patience} epochs without validation gain, "
+                  f"{args.layers} GIN layers of width {args.hidden}, batch {args.batch_size}",
+                  "model selection on a 10% validation split of each training fold instead "
+                  "of GIN's best mean test epoch over folds",
+                  "readout on the last layer only (GIN sums readouts of all layers)"]
+    if folds_run < args.folds:
+        deviations.append(f"only {folds_run} of {args.folds} folds run")
+    if args.select == "test":
+        deviations.append("epoch selected on test accuracy instead of validation")
+    if args.time_budget:
+        deviations.append(f"training time capped at {args.time_budget:g} s per fold")
+    write_result_record(
+        entry=f"aggr-gin-{args.dataset.lower()}-{name}"
+              + ("-test-selected" if args.select == "test" else ""),
+        method=f"GIN + {AGGR_NAMES[name]} readout",
+        dataset=args.dataset, task="graph classification", primary_metric="accuracy",
+        metrics={"accuracy": {"paper": None, "paper_source": "", "tolerance": None,
+                              "values": tests}},
+        runs=len(tests),
+        protocol=(f"{args.folds}-fold stratified CV (sklearn, seed {args.seed}); 10% of each "
+                  "training fold for validation; test accuracy (%) at the "
+                  + ("best-validation" if args.select == "valid" else "best-test") + " epoch"),
+        deviations=deviations + args.deviation, wall_time_s=wall, out_dir=args.out,
+        extra={"aggregator": name, "epochs_used": [r["epochs_run"] for r in records],
+               "best_epochs": [r["epoch"] for r in records],
+               "hidden": args.hidden, "layers": args.layers, "lr": args.lr,
+               "batch_size": args.batch_size})
 
 
 def write_table(args) -> None:
@@ -400,15 +399,11 @@ def write_table(args) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = example_parser(__doc__, datasets=TU_DATASETS, dataset="MUTAG", runs=3)
+    p.set_defaults(device="cpu", threads=1)
     p.add_argument("--task", choices=["second-min", "tu", "table"], default="tu",
                    help="'table' rebuilds leaderboards/aggregators.md from the records")
-    p.add_argument("--dataset", default="MUTAG",
-                   help="TU dataset: MUTAG, PROTEINS, NCI1, ENZYMES, IMDB-BINARY")
     p.add_argument("--aggrs", default="", help="comma-separated; default: all for the task")
-    p.add_argument("--runs", type=int, default=3, help="seeds for --task second-min")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=128)
@@ -416,38 +411,29 @@ def main(argv=None) -> None:
                    help="weight of LCM's associativity loss (lcm-assoc only; default 1e-3: with "
                         "1e-2 or 0.1 the operator collapses towards a constant, which is "
                         "trivially associative, and the task is not learned)")
-    # second-minimum
-    p.add_argument("--num-train", type=int, default=16384)
-    p.add_argument("--num-val", type=int, default=1024)
-    p.add_argument("--num-bits", type=int, default=8)
-    # TU
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--max-folds", type=int, default=0, help="run only the first N folds")
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--patience", type=int, default=25)
-    p.add_argument("--lr-step", type=int, default=50)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--root", default=None, help="dataset mirror folder (else $GRAPHKIT_DATA)")
-    p.add_argument("--out", default="leaderboards/results")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-record", action="store_true", help="do not write result records")
+    g = p.add_argument_group("second-minimum task (--runs seeds)")
+    g.add_argument("--num-train", type=int, default=16384)
+    g.add_argument("--num-val", type=int, default=1024)
+    g.add_argument("--num-bits", type=int, default=8)
+    g = p.add_argument_group("TU datasets (--dataset)")
+    g.add_argument("--folds", type=int, default=10)
+    g.add_argument("--max-folds", type=int, default=0, help="run only the first N folds")
+    g.add_argument("--layers", type=int, default=4)
+    g.add_argument("--patience", type=int, default=25)
+    g.add_argument("--lr-step", type=int, default=50)
     args = p.parse_args(argv)
     from graphkit.engine import keep_freed_memory
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.task == "table":
-        write_table(args)
-    elif args.task == "second-min":
-        args.epochs = args.epochs or 40
-        args.lr = args.lr or 1e-3
-        args.hidden = args.hidden or 128
-        run_second_min(args)
-    else:
-        args.epochs = args.epochs or 100
-        args.lr = args.lr or 0.01
-        args.hidden = args.hidden or 32
-        run_tu(args)
+        return write_table(args)
+    device = resolve_device(args.device)
+    second_min = args.task == "second-min"
+    args.epochs = args.epochs or (40 if second_min else 100)
+    args.lr = args.lr or (1e-3 if second_min else 0.01)
+    args.hidden = args.hidden or (128 if second_min else 32)
+    (run_second_min if second_min else run_tu)(args, device)
 
 
 if __name__ == "__main__":

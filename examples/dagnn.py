@@ -33,22 +33,23 @@ Amazon numbers come from this split. Its records are separate entries
 
     python examples/dagnn.py --dataset Amazon-Computers --split reference --runs 10
 
-``--log runs.jsonl`` appends one line per finished run; rerunning with the same ``--log`` (and the
-same settings) resumes after the last finished run. PubMed needs ``ind.pubmed.allx``, which the
+Every finished run is appended to ``--log`` (default ``runs/<entry id>/runs.jsonl``, or
+``runs.jsonl`` in ``--checkpoint-dir``); rerunning with the same settings resumes after the last
+finished run (``--no-resume`` starts afresh). ``--select test`` reports the best test epoch
+instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time. PubMed needs ``ind.pubmed.allx``, which the
 offline mirror lacks; it runs wherever the dataset can be downloaded.
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
+from torch_geometric.data import Data
 
+from graphkit.engine.args import apply_threads, entry_id, example_parser
 from graphkit.nn.models import DAGNN
 
 PAPER = {  # test accuracy % (mean, std), from the paper's tables (reference repo result images)
@@ -71,17 +72,10 @@ PAPER_SOURCE = ("Liu, Gao, Ji, KDD 2020, results tables (images in mengliu1998/C
                 "DeeperGNN, linked from the official README)")
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="Cora", help="Cora, CiteSeer, PubMed, Coauthor-CS, "
-                   "Coauthor-Physics, Amazon-Computers, Amazon-Photo")
-    p.add_argument("--runs", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="default: 1000 (3000 on Computers)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--root", default=None, help="dataset root (default: $GRAPHKIT_DATA / cache)")
-    p.add_argument("--out", default="leaderboards/results", help="result-record directory")
+
+
+def parse_args(argv: Optional[List[str]] = None):
+    p = example_parser(__doc__, datasets=NAMES.values(), dataset="Cora", runs=100)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--weight-decay", type=float, default=None)
@@ -94,28 +88,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    "reference code actually draws on the Amazon datasets (see reference_split); "
                    "default: public for Planetoid datasets, random otherwise")
     p.add_argument("--no-normalize-features", dest="normalize_features", action="store_false")
-    p.add_argument("--log", default=None, help="JSONL file of finished runs (resumable)")
-    p.add_argument("--deviation", action="append", default=[],
-                   help="extra deviation note for the result record (repeatable)")
-    p.add_argument("--no-record", dest="record", action="store_false",
-                   help="do not write a result record")
+    p.add_argument("--log", default=None, help="JSONL file of finished runs (resumable; "
+                   "default: runs.jsonl in --checkpoint-dir)")
     args = p.parse_args(argv)
-    key = args.dataset.lower()
-    if key not in HPARAMS:
-        p.error(f"unknown dataset {args.dataset!r}; choose from {', '.join(NAMES.values())}")
-    wd, K, dropout, epochs, patience = HPARAMS[key]
-    args.key = key
-    args.weight_decay = wd if args.weight_decay is None else args.weight_decay
-    args.K = K if args.K is None else args.K
-    args.dropout = dropout if args.dropout is None else args.dropout
-    args.epochs = epochs if args.epochs is None else args.epochs
-    args.patience = patience if args.patience is None else args.patience
-    args.split = args.split or ("public" if key in PLANETOID else "random")
-    if args.split == "reference" and not key.startswith("amazon"):
+    args.key = args.dataset.lower()
+    wd, K, dropout, epochs, patience = HPARAMS[args.key]
+    for name, default in (("weight_decay", wd), ("K", K), ("dropout", dropout),
+                          ("epochs", epochs), ("patience", patience)):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    args.split = args.split or ("public" if args.key in PLANETOID else "random")
+    if args.split == "reference" and not args.key.startswith("amazon"):
         p.error("--split reference reproduces the reference code's largest-component split, "
                 "which it uses only for Amazon-Computers and Amazon-Photo")
-    if args.runs < 1:
-        p.error("--runs must be >= 1")
+    variant = "-".join(v for v in ("reference-split" if args.split == "reference" else "",
+                                   "test-selected" if args.select == "test" else "") if v)
+    args.entry = entry_id("dagnn", args.dataset, variant=variant)
+    args.log = args.log or os.path.join(args.checkpoint_dir or os.path.join("runs", args.entry),
+                                        "runs.jsonl")
     return args
 
 
@@ -187,20 +177,6 @@ def reference_split(y: torch.Tensor, lcc_nodes: torch.Tensor, num_classes: int,
     return train, val, test
 
 
-def check_data(x: torch.Tensor, y: torch.Tensor, masks: Dict[str, torch.Tensor],
-               num_classes: int) -> None:
-    if y.dim() != 1 or y.numel() != x.size(0):
-        raise ValueError(f"labels have shape {tuple(y.shape)} but there are {x.size(0)} nodes")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}) (found {int(y.min())}.."
-                         f"{int(y.max())})")
-    for name, m in masks.items():
-        if m.numel() != x.size(0):
-            raise ValueError(f"{name} mask has {m.numel()} entries for {x.size(0)} nodes")
-        if not bool(m.any()):
-            raise ValueError(f"{name} mask is empty")
-
-
 def prepare_features(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     if not torch.isfinite(x).all():
         raise ValueError("node features contain NaN or infinite values")
@@ -212,120 +188,77 @@ def prepare_features(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     return x
 
 
-def run_once(model: DAGNN, x, edge_index, y, train_mask, val_mask, test_mask, *, lr: float,
-             weight_decay: float, epochs: int, patience: int) -> Dict[str, Any]:
-    model.reset_parameters()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    best_val_loss, best = math.inf, None
-    history: List[float] = []
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        opt.zero_grad()
-        out = model(x, edge_index)
-        F.cross_entropy(out[train_mask], y[train_mask]).backward()
-        opt.step()
-
-        model.eval()
-        with torch.no_grad():
-            out = model(x, edge_index)
-            pred = out.argmax(dim=-1)
-            val_loss = F.cross_entropy(out[val_mask], y[val_mask]).item()
-            accs = [(pred[m] == y[m]).float().mean().item() * 100
-                    for m in (train_mask, val_mask, test_mask)]
-        if val_loss < best_val_loss:
-            best_val_loss = val_loss
-            best = dict(epoch=epoch, val_loss=val_loss, train_acc=accs[0], val_acc=accs[1],
-                        test_acc=accs[2])
-        history.append(val_loss)
-        if patience > 0 and epoch > epochs // 2:
-            prev = history[-(patience + 1):-1]
-            if val_loss > sum(prev) / len(prev):
-                break
-    best["epochs_run"] = epoch
-    return best
-
-
-def load_data(args):
-    from graphkit.datasets import load
-
-    name = NAMES[args.key]
-    dataset = load(name, root=args.root)
-    data = dataset[0]
-    return data, int(dataset.num_classes)
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from graphkit.engine import keep_freed_memory
+    apply_threads(args)
+    from graphkit.datasets import load
+    from graphkit.engine import (WindowMeanStop, check_node_data, keep_freed_memory, mean_std,
+                                 resolve_device, run_many, train_node_classifier)
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    from graphkit.engine import (RunTracker, append_run, finished_runs, resolve_device,
-                                 seed_everything)
-
     device = resolve_device(args.device)
-    data, num_classes = load_data(args)
+    dataset = load(NAMES[args.key], root=args.root)
+    data, num_classes = dataset[0], int(dataset.num_classes)
     x = prepare_features(data.x.float(), args.normalize_features).to(device)
-    y = data.y.view(-1).to(device)
-    edge_index = data.edge_index.to(device)
-
-    settings = dict(dataset=NAMES[args.key], split=args.split, hidden=args.hidden, lr=args.lr,
-                    weight_decay=args.weight_decay, K=args.K, dropout=args.dropout,
-                    epochs=args.epochs, patience=args.patience,
-                    normalize_features=args.normalize_features, seed=args.seed)
-    done = finished_runs(args.log, settings)
-    if done:
-        print(f"resuming: {len(done)} finished runs found in {args.log}")
-
+    y, edge_index = data.y.view(-1), data.edge_index.to(device)
     lcc_nodes = None
     if args.split == "reference":
         lcc_nodes = largest_component(data.edge_index, data.num_nodes)
         print(f"reference split: largest component has {lcc_nodes.numel()} of "
               f"{data.num_nodes} nodes")
-
     model = DAGNN(data.num_features, args.hidden, num_classes, args.K, dropout=args.dropout,
                   cached=True).to(device)
     print(model)
-    tracker = RunTracker(mode="min")  # selection on the validation loss
-    times: List[float] = []
-    t_all = time.perf_counter()
-    for run in range(args.runs):
-        if run in done:
-            rec = done[run]
-        else:
-            seed = args.seed + run
-            seed_everything(seed)
-            if args.split == "public":
-                masks = (data.train_mask, data.val_mask, data.test_mask)
-            elif args.split == "reference":
-                gen = torch.Generator().manual_seed(seed)
-                masks = reference_split(data.y.view(-1), lcc_nodes, num_classes, 20, 30, gen)
-            else:
-                gen = torch.Generator().manual_seed(seed)
-                masks = random_split(data.y.view(-1), num_classes, 20, 30, gen)
-            train_mask, val_mask, test_mask = (m.to(device) for m in masks)
-            check_data(x, y, dict(train=train_mask, valid=val_mask, test=test_mask), num_classes)
-            t0 = time.perf_counter()
-            best = run_once(model, x, edge_index, y, train_mask, val_mask, test_mask, lr=args.lr,
-                            weight_decay=args.weight_decay, epochs=args.epochs,
-                            patience=args.patience)
-            rec = dict(run=run, seed=seed, time_s=time.perf_counter() - t0, settings=settings,
-                       **best)
-            append_run(args.log, rec)
-        times.append(rec["time_s"])
-        tracker.add(run, valid=rec["val_loss"], test=rec["test_acc"], train=rec["train_acc"],
-                    epoch=rec["epoch"])
-        print(f"run {run:3d}: test {rec['test_acc']:.2f} (val acc {rec['val_acc']:.2f}, best epoch "
-              f"{rec['epoch']}, stopped {rec['epochs_run']}), {rec['time_s']:.1f} s", flush=True)
 
-    summary = tracker.summary()
-    mean, std = summary["test"]
+    def split(seed: int):
+        if args.split == "public":
+            return data.train_mask, data.val_mask, data.test_mask
+        gen = torch.Generator().manual_seed(seed)
+        if args.split == "reference":
+            return reference_split(y, lcc_nodes, num_classes, 20, 30, gen)
+        return random_split(y, num_classes, 20, 30, gen)
+
+    def train_run(run: int, seed: int):
+        masks = dict(zip(("train_mask", "val_mask", "test_mask"),
+                         (m.to(device) for m in split(seed))))
+        run_data = Data(x=x, edge_index=edge_index, y=y.to(device), **masks)
+        check_node_data(run_data, num_classes)
+        model.reset_parameters()
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        stop = WindowMeanStop(args.patience) if args.patience > 0 else None
+        return train_node_classifier(model, run_data, opt, args.epochs, stop=stop,
+                                     select="val_loss" if args.select == "valid" else "test_acc",
+                                     time_budget=args.time_budget)
+
+    def report(rec):
+        print(f"run {rec['run']:3d}: test {rec['test_acc']:.2f} (val acc {rec['val_acc']:.2f}, "
+              f"best epoch {rec['epoch']}, stopped {rec['epochs_run']}), {rec['time_s']:.1f} s",
+              flush=True)
+
+    settings = dict(dataset=NAMES[args.key], split=args.split, hidden=args.hidden, lr=args.lr,
+                    weight_decay=args.weight_decay, K=args.K, dropout=args.dropout,
+                    epochs=args.epochs, patience=args.patience,
+                    normalize_features=args.normalize_features, seed=args.seed)
+    if args.select == "test":  # absent by default, so earlier logs stay resumable
+        settings["select"] = "test"
+    if args.time_budget:
+        settings["time_budget"] = args.time_budget
+    t_all = time.perf_counter()
+    records, resumed = run_many(args.runs, train_run, seed=args.seed, settings=settings,
+                                log=args.log, resume=args.resume, on_run=report)
+    values = [float(r["test_acc"]) for r in records]
+    times = [r["time_s"] for r in records]
+    mean, std = mean_std(values)
     print(f"DAGNN {NAMES[args.key]}: test {mean:.2f} ± {std:.2f} over {args.runs} runs "
           f"(paper {PAPER[args.key][0]} ± {PAPER[args.key][1]}); "
           f"{sum(times) / len(times):.2f} s per run")
-    if not args.record:
-        return 0
+    if args.record:
+        write_record(args, values, records, resumed, wall=time.perf_counter() - t_all)
+    return 0
 
+
+def write_record(args, values, records, resumed, wall: float) -> None:
     from graphkit.engine import write_result_record
 
     deviations = []
@@ -336,19 +269,24 @@ def main(argv: Optional[List[str]] = None) -> int:
               "normalize_features"):
         if getattr(args, k) != getattr(defaults, k):
             deviations.append(f"{k}={getattr(args, k)} instead of {getattr(defaults, k)}")
-    if done:
-        deviations.append(f"{len(done)} of the runs were read back from the per-run log "
+    if args.select == "test":
+        deviations.append("epoch selected on test accuracy (the paper selects on validation)")
+    if args.time_budget:
+        deviations.append(f"training time capped at {args.time_budget:g} s per run")
+    if resumed:
+        deviations.append(f"{len(resumed)} of the runs were read back from the per-run log "
                           f"{os.path.basename(args.log)} written by earlier invocations of this "
                           "script with identical settings (resume)")
     deviations += args.deviation
     fixed = args.split == "public"
+    times = [r["time_s"] for r in records]
+    selection = ("lowest validation loss" if args.select == "valid" else
+                 "highest test accuracy")
     path = write_result_record(
-        entry=f"dagnn-{args.key}" + ("-reference-split" if args.split == "reference" else ""),
-        method="DAGNN", dataset=NAMES[args.key],
+        entry=args.entry, method="DAGNN", dataset=NAMES[args.key],
         task="node classification", primary_metric="accuracy",
         metrics={"accuracy": {"paper": PAPER[args.key][0], "paper_source": PAPER_SOURCE,
-                              "tolerance": 1.0 if fixed else 1.5,
-                              "values": [float(v) for v in summary["test_values"]]}},
+                              "tolerance": 1.0 if fixed else 1.5, "values": values}},
         runs=args.runs,
         protocol=(("public Planetoid split" if fixed else
                    "the reference code's split per run: 20 * C train and 30 * C valid nodes drawn "
@@ -356,16 +294,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                    "the rest of those ids test (see reference_split in examples/dagnn.py)"
                    if args.split == "reference" else
                    "random split per run: 20 per class train, 30 per class valid, rest test")
-                  + "; test accuracy at the epoch of lowest validation loss; reference early "
+                  + f"; test accuracy at the epoch of {selection}; reference early "
                   "stopping (second half of training, val loss above the mean of the previous "
                   f"{args.patience} epochs); row-normalised features"),
-        deviations=deviations, wall_time_s=max(time.perf_counter() - t_all, sum(times)),
-        out_dir=args.out,
-        extra=dict(settings=settings, paper_std=PAPER[args.key][1],
+        deviations=deviations, wall_time_s=max(wall, sum(times)), out_dir=args.out,
+        extra=dict(settings=records[0]["settings"], paper_std=PAPER[args.key][1],
                    mean_time_per_run_s=sum(times) / len(times),
-                   best_epochs=[tracker.best(r)["epoch"] for r in tracker.runs]))
+                   best_epochs=[r["epoch"] for r in records]))
     print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

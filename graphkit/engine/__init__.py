@@ -1,5 +1,6 @@
-"""Training-run plumbing: seeding, devices, atomic checkpoints with resume, JSONL logs and
-progress bars, best-validation tracking over runs, and result records for the leaderboard.
+"""Training-run plumbing: one training loop per task kind, seeding, devices, atomic checkpoints
+with resume, JSONL logs and progress bars, best-validation tracking over runs, and result
+records for the leaderboard.
 
 Sub-modules are imported on first use, so ``import graphkit.engine`` (and the
 ``graphkit leaderboard`` command) does not import torch.
@@ -31,6 +32,18 @@ _EXPORTS = {
     "finished_runs": "log",
     "append_run": "log",
     "progress": "log",
+    # loops.py
+    "fit": "loops",
+    "train_node_classifier": "loops",
+    "train_graph_classifier": "loops",
+    "node_step": "loops",
+    "node_metrics": "loops",
+    "check_node_data": "loops",
+    "graph_train_epoch": "loops",
+    "graph_evaluate": "loops",
+    "WindowMeanStop": "loops",
+    "PatienceStop": "loops",
+    "run_many": "loops",
     # tracker.py
     "RunTracker": "tracker",
     "mean_std": "tracker",
