@@ -28,16 +28,11 @@ FORMAT_VERSION = 1
 
 
 def model_registry() -> Dict[str, type]:
-    from graphkit.nn.models.lightgcn import MF, LightGCN
+    """Name -> class of the recommenders a model directory can hold (the registry of
+    :mod:`graphkit.nn.models.recommender`; the names are those stored in ``model.json``)."""
+    from graphkit.nn.models.recommender import get_recommender, list_recommenders
 
-    registry: Dict[str, type] = {"lightgcn": LightGCN, "mf": MF}
-    try:
-        from graphkit.nn.models.ultragcn import UltraGCN
-
-        registry["ultragcn"] = UltraGCN
-    except ImportError:  # pragma: no cover
-        pass
-    return registry
+    return {name: get_recommender(name) for name in list_recommenders()}
 
 
 def _write_ids(path: pathlib.Path, ids: np.ndarray) -> None:
@@ -51,9 +46,12 @@ def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[D
     """Write ``model`` and the id maps / interactions of ``graph`` into the directory ``out``."""
     from graphkit import __version__
 
-    name = next((k for k, cls in model_registry().items() if type(model) is cls), None)
-    if name is None:
-        raise TypeError(f"cannot save a {type(model).__name__}: not a registered recommender")
+    from graphkit.nn.models.recommender import recommender_name
+
+    try:
+        name = recommender_name(model)
+    except TypeError:
+        raise TypeError(f"cannot save a {type(model).__name__}: not a registered recommender") from None
     path = pathlib.Path(out)
     path.mkdir(parents=True, exist_ok=True)
     marker = path / "model.json"
@@ -99,7 +97,10 @@ def load_model_dir(path: str, device: Optional[str] = None) -> Tuple[Any, Intera
     registry = model_registry()
     if meta.get("model") not in registry:
         raise ValueError(f"{marker}: unknown model {meta.get('model')!r}; known: {sorted(registry)}")
-    model = registry[meta["model"]](**meta["model_args"])
+    args = meta.get("model_args")
+    if not isinstance(args, dict):
+        raise ValueError(f"{marker}: 'model_args' must be a JSON object of constructor arguments, got {args!r}")
+    model = registry[meta["model"]](**args)
     state = torch.load(root / "model.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     parts = torch.load(root / "interactions.pt", map_location="cpu", weights_only=True)

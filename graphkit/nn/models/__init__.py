@@ -2,7 +2,10 @@
 
 from graphkit.nn.models.dagnn import DAGNN
 from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN, LocalAugmentationCVAE
-from graphkit.nn.models.lightgcn import MF, LightGCN
+from graphkit.nn.models.recommender import (Recommender, create_recommender, get_recommender,
+                                            list_recommenders, recommender_name, register_recommender)
+from graphkit.nn.models.mf import MF
+from graphkit.nn.models.lightgcn import LightGCN
 from graphkit.nn.models.ultragcn import UltraGCN
 
 __all__ = [
@@ -13,7 +16,13 @@ __all__ = [
     "LocalAugmentationCVAE",
     "LightGCN",
     "MF",
+    "Recommender",
     "UltraGCN",
+    "create_recommender",
+    "get_recommender",
+    "list_recommenders",
+    "recommender_name",
+    "register_recommender",
 ]
 
-classes = __all__
+classes = [name for name in __all__ if name[0].isupper()]

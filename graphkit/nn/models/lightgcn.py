@@ -1,18 +1,21 @@
-r"""LightGCN and a matrix-factorisation baseline for implicit-feedback recommendation."""
+r"""LightGCN for implicit-feedback recommendation, and the sparse kernels behind it."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Embedding, Module
+from torch.nn import Embedding
 
-from graphkit._ranking import PairIndex, topk_ties_by_index
+from graphkit.nn.models.mf import MF  # noqa: F401  (MF lived here; old imports keep working)
+from graphkit.nn.models.recommender import (_EmbeddingRecommender, as_interaction_pairs, check_ids,
+                                            check_triples, hardest_candidates, register_recommender)
 
 
-def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
+def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int,
+                                   dtype: torch.dtype = torch.float32) -> Tensor:
     r"""The symmetric-normalised adjacency of the user–item graph as a sparse CSR tensor.
 
     .. math::
@@ -27,19 +30,20 @@ def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items
         edge_index (torch.Tensor): ``[2, E]`` ``(user, item)`` pairs (duplicates are merged).
         num_users (int): number of users ``U``.
         num_items (int): number of items ``I``.
+        dtype (torch.dtype): floating-point type of the values; the normalisation is computed
+            in it. (default: :obj:`torch.float32`)
     """
+    where = "bipartite_normalized_adjacency"
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"edge_index must be [2, E] (user, item) pairs, got {tuple(edge_index.shape)}")
+        raise ValueError(f"{where}: edge_index must be [2, E] (user, item) pairs, got {tuple(edge_index.shape)}")
+    check_ids("edge_index[0] (users)", edge_index[0], num_users, where, "user")
+    check_ids("edge_index[1] (items)", edge_index[1], num_items, where, "item")
     user, item = edge_index.long()
-    if user.numel() and (int(user.min()) < 0 or int(user.max()) >= num_users):
-        raise ValueError(f"user ids must lie in [0, {num_users})")
-    if item.numel() and (int(item.min()) < 0 or int(item.max()) >= num_items):
-        raise ValueError(f"item ids must lie in [0, {num_items})")
     key = torch.unique(user * num_items + item)
     user, item = key // num_items, key % num_items
     n = num_users + num_items
-    deg_u = torch.bincount(user, minlength=num_users).to(torch.float32)
-    deg_i = torch.bincount(item, minlength=num_items).to(torch.float32)
+    deg_u = torch.bincount(user, minlength=num_users).to(dtype)
+    deg_i = torch.bincount(item, minlength=num_items).to(dtype)
     w = deg_u[user].rsqrt() * deg_i[item].rsqrt()
     row = torch.cat([user, item + num_users])
     col = torch.cat([item + num_users, user])
@@ -258,82 +262,8 @@ class _LayerMeanRows(torch.autograd.Function):
         return total.index_add_(0, rows, direct), None, None, None
 
 
-def _hardest_candidates(user_emb: Tensor, candidate_emb: Tensor, candidates: Tensor) -> Tensor:
-    r"""The entry of each row of ``candidates`` ``[B, M]`` whose embedding (``candidate_emb``,
-    ``[B, M, F]``) has the highest dot product with the user's (``user_emb``, ``[B, F]``);
-    ties go to the first candidate."""
-    scores = torch.bmm(candidate_emb, user_emb.unsqueeze(-1)).squeeze(-1)
-    return candidates.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
-
-
-def _check_triples(users: Tensor, pos_items: Tensor, neg_items: Tensor) -> None:
-    """Shape checks of a BPR batch (ids are checked by the lookups themselves)."""
-    if users.dim() != 1 or pos_items.shape != users.shape:
-        raise ValueError(f"users and pos_items must be 1-D of equal length, got {list(users.shape)} "
-                         f"and {list(pos_items.shape)}")
-    if neg_items.dim() not in (1, 2) or neg_items.size(0) != users.numel() or \
-            (neg_items.dim() == 2 and neg_items.size(1) < 1):
-        raise ValueError(f"neg_items must be [B] negatives or [B, M] candidates with B = {users.numel()}, "
-                         f"got {list(neg_items.shape)}")
-
-
-class _RankingMixin:
-    """Shared scoring / recommendation API of the embedding recommenders."""
-
-    num_users: int
-    num_items: int
-
-    def embeddings(self) -> Tuple[Tensor, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def score_all(self, users: Tensor, embeddings: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
-        r"""Scores of ``users`` against every item, shape ``[B, num_items]``."""
-        user_emb, item_emb = self.embeddings() if embeddings is None else embeddings
-        return user_emb[users] @ item_emb.t()
-
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        r"""Scores of the ``(users[j], items[j])`` pairs."""
-        user_emb, item_emb = self.embeddings()
-        return (user_emb[users] * item_emb[items]).sum(-1)
-
-    @torch.no_grad()
-    def recommend(self, users: Tensor, k: int = 20, exclude_seen: bool = True,
-                  batch_size: int = 4096) -> Tensor:
-        r"""Top-``k`` item ids for each user, best first, shape ``[B, k]``.
-
-        With ``exclude_seen=True`` the training interactions given to :meth:`set_graph` are
-        masked. Ties are broken by ascending item id.
-        """
-        users = torch.as_tensor(users, dtype=torch.long, device=self._device())
-        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.num_users):
-            raise ValueError(f"user ids must lie in [0, {self.num_users})")
-        if not 1 <= k <= self.num_items:
-            raise ValueError(f"k must lie in [1, {self.num_items}], got {k}")
-        if exclude_seen and getattr(self, "train_edge_index", None) is None:
-            raise ValueError("exclude_seen=True needs the training interactions: call set_graph() first")
-        emb = self.embeddings()
-        out = []
-        for start in range(0, users.numel(), batch_size):
-            block = users[start:start + batch_size]
-            scores = self.score_all(block, emb)
-            if exclude_seen:
-                rows, cols = self._seen_index().block(block)
-                scores[rows, cols] = float("-inf")
-            out.append(topk_ties_by_index(scores, k))
-        return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)
-
-    def _seen_index(self):
-        cached = getattr(self, "_seen", None)
-        if cached is None or cached.keys.device != self._device():
-            cached = PairIndex(self.train_edge_index.to(self._device()), self.num_users, self.num_items)
-            self._seen = cached
-        return cached
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device  # type: ignore[attr-defined]
-
-
-class LightGCN(_RankingMixin, Module):
+@register_recommender("lightgcn")
+class LightGCN(_EmbeddingRecommender):
     r"""The LightGCN model from the `"LightGCN: Simplifying and Powering Graph Convolution
     Network for Recommendation" <https://arxiv.org/abs/2002.02126>`_ paper.
 
@@ -373,21 +303,18 @@ class LightGCN(_RankingMixin, Module):
             embeddings, ids and results are unchanged up to float rounding. (default: :obj:`True`)
 
     Shapes:
-        - **input:** training interactions ``[2, E]`` via :meth:`set_graph`; user ids ``[B]``
+        - **input:** training interactions ``[2, E]`` or a sparse ``[U, I]`` matrix via
+          :meth:`set_graph`; user ids ``[B]``
         - **output:** :meth:`embeddings` → ``([U, F], [I, F])``; :meth:`score_all` → ``[B, I]``
     """
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  reg_weight: float = 1e-4, init_std: float = 0.1, reorder_nodes: bool = True):
-        super().__init__()
-        for name, value in (("num_users", num_users), ("num_items", num_items),
-                            ("embedding_dim", embedding_dim)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be positive, got {value}")
+        super().__init__(num_users, num_items)
+        if int(embedding_dim) < 1:
+            raise ValueError(f"LightGCN: 'embedding_dim' must be positive, got {embedding_dim}")
         if num_layers < 0:
-            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
-        self.num_users = int(num_users)
-        self.num_items = int(num_items)
+            raise ValueError(f"LightGCN: 'num_layers' must be >= 0, got {num_layers}")
         self.embedding_dim = int(embedding_dim)
         self.num_layers = int(num_layers)
         self.reg_weight = float(reg_weight)
@@ -403,27 +330,30 @@ class LightGCN(_RankingMixin, Module):
         """The cached normalised adjacency in id order (``None`` before :meth:`set_graph`)."""
         return None if self._graph is None else self._graph.adj
 
-    @property
-    def model_args(self) -> Dict[str, Any]:
-        """JSON-serialisable constructor arguments."""
-        return dict(num_users=self.num_users, num_items=self.num_items, embedding_dim=self.embedding_dim,
-                    num_layers=self.num_layers, reg_weight=self.reg_weight, init_std=self.init_std,
-                    reorder_nodes=self.reorder_nodes)
-
     def reset_parameters(self) -> None:
         torch.nn.init.normal_(self.embedding.weight, std=self.init_std)
 
     def set_graph(self, edge_index: Tensor) -> "LightGCN":
-        r"""Cache the normalised adjacency of the training interactions ``[2, E]`` (user, item)."""
-        device = self.embedding.weight.device
-        self.train_edge_index = edge_index.long().to(device)
-        adj = bipartite_normalized_adjacency(self.train_edge_index, self.num_users, self.num_items)
+        r"""Cache the normalised adjacency of the training interactions, in the dtype and on the
+        device of the embedding table (the cache then follows ``.to()`` / ``.double()``).
+
+        Args:
+            edge_index (torch.Tensor): ``[2, E]`` (user, item) integer pairs, a PyG
+                ``EdgeIndex``, or a ``torch.sparse`` ``[U, I]`` matrix (COO, CSR or CSC) whose
+                stored entries are the interactions: their values are not used (the graph is
+                binary, duplicates merged). Float ids and ids out of range are refused.
+        """
+        weight = self.embedding.weight
+        pairs = as_interaction_pairs(edge_index, self.num_users, self.num_items, "LightGCN.set_graph")
+        self.train_edge_index = pairs.to(weight.device)
+        dtype = weight.dtype if weight.is_floating_point() else torch.float32
+        adj = bipartite_normalized_adjacency(self.train_edge_index, self.num_users, self.num_items, dtype=dtype)
         perm = locality_order(adj) if self.reorder_nodes and adj.values().numel() else None
         self._graph = _Propagation(adj, perm)
         self._seen = None
         return self
 
-    def _apply(self, fn, *args, **kwargs):  # keep the cached graph on the parameters' device
+    def _apply(self, fn, *args, **kwargs):  # the cached graph follows the parameters' device and dtype
         super()._apply(fn, *args, **kwargs)
         if self._graph is not None:
             self._graph = self._graph.apply(fn)
@@ -495,13 +425,13 @@ class LightGCN(_RankingMixin, Module):
             inv_c = inverse[2 * B:].view(B, -1)
             with torch.no_grad():
                 emb = mean.detach()
-                chosen = _hardest_candidates(emb.index_select(0, inverse[:B]),
+                chosen = hardest_candidates(emb.index_select(0, inverse[:B]),
                                              emb.index_select(0, inv_c.reshape(-1)).view(*inv_c.shape, -1), inv_c)
             inverse = torch.cat([inverse[:2 * B], chosen])
         out, x0 = mean.index_select(0, inverse), x0.index_select(0, inverse)
         return out.split(B), x0
 
-    def embeddings(self, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def embeddings(self, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:  # type: ignore[override]
         """Final user and item embeddings ``([U, F], [I, F])``."""
         out = self.propagate(edge_index)
         return out[:self.num_users], out[self.num_users:]
@@ -520,8 +450,12 @@ class LightGCN(_RankingMixin, Module):
                 triple then uses the candidate its user scores highest under the current
                 embeddings (dynamic negative sampling, `Zhang et al., SIGIR 2013
                 <https://doi.org/10.1145/2484028.2484126>`_; the choice itself passes no gradient).
+
+        Users and items share one embedding table, so every id is range-checked (one
+        ``aminmax`` per tensor): an out-of-range id raises a :class:`ValueError` naming the
+        argument and the id instead of reading another node's row.
         """
-        _check_triples(users, pos_items, neg_items)
+        check_triples(users, pos_items, neg_items, self.num_users, self.num_items, "LightGCN.loss")
         if self._adj is None:
             raise RuntimeError("LightGCN has no graph: call set_graph(train_edge_index) first")
         (u, p, n), x0 = self._propagate_triples(users, pos_items, neg_items)
@@ -541,66 +475,3 @@ class LightGCN(_RankingMixin, Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
                 f"embedding_dim={self.embedding_dim}, num_layers={self.num_layers})")
-
-
-class MF(_RankingMixin, Module):
-    r"""Matrix factorisation trained with BPR, from `"BPR: Bayesian Personalized Ranking from
-    Implicit Feedback" <https://arxiv.org/abs/1205.2618>`_ — the non-graph baseline.
-
-    .. math::
-        \hat{y}_{ui} = \mathbf{p}_u^{\top} \mathbf{q}_i
-
-    Args:
-        num_users (int): number of users.
-        num_items (int): number of items.
-        embedding_dim (int): embedding size. (default: :obj:`64`)
-        reg_weight (float): L2 coefficient on the batch's embeddings. (default: :obj:`1e-4`)
-        init_std (float): standard deviation of the normal initialisation. (default: :obj:`0.1`)
-    """
-
-    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, reg_weight: float = 1e-4,
-                 init_std: float = 0.1):
-        super().__init__()
-        self.num_users = int(num_users)
-        self.num_items = int(num_items)
-        self.embedding_dim = int(embedding_dim)
-        self.reg_weight = float(reg_weight)
-        self.init_std = float(init_std)
-        self.user_embedding = Embedding(self.num_users, self.embedding_dim)
-        self.item_embedding = Embedding(self.num_items, self.embedding_dim)
-        self.train_edge_index: Optional[Tensor] = None
-        self.reset_parameters()
-
-    @property
-    def model_args(self) -> Dict[str, Any]:
-        return dict(num_users=self.num_users, num_items=self.num_items, embedding_dim=self.embedding_dim,
-                    reg_weight=self.reg_weight, init_std=self.init_std)
-
-    def reset_parameters(self) -> None:
-        torch.nn.init.normal_(self.user_embedding.weight, std=self.init_std)
-        torch.nn.init.normal_(self.item_embedding.weight, std=self.init_std)
-
-    def set_graph(self, edge_index: Tensor) -> "MF":
-        """Remember the training interactions (used to mask seen items in :meth:`recommend`)."""
-        self.train_edge_index = edge_index.long().to(self.user_embedding.weight.device)
-        self._seen = None
-        return self
-
-    def embeddings(self) -> Tuple[Tensor, Tensor]:
-        return self.user_embedding.weight, self.item_embedding.weight
-
-    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        r"""BPR loss plus the L2 penalty on the batch's embeddings; ``neg_items`` is ``[B]`` or
-        ``[B, M]`` candidates of which the highest-scoring is used (see :meth:`LightGCN.loss`)."""
-        _check_triples(users, pos_items, neg_items)
-        u = self.user_embedding(users)
-        if neg_items.dim() == 2:
-            with torch.no_grad():
-                neg_items = _hardest_candidates(u, self.item_embedding(neg_items), neg_items)
-        p, n = self.item_embedding(pos_items), self.item_embedding(neg_items)
-        bpr = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
-        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / (2 * users.numel())
-        return bpr + self.reg_weight * reg
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.num_users}, {self.num_items}, embedding_dim={self.embedding_dim})"

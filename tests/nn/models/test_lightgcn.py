@@ -12,7 +12,7 @@ def small_graph():
 
 def dense_reference(model, edge_index):
     U, I = model.num_users, model.num_items
-    A = torch.zeros(U + I, U + I)
+    A = torch.zeros(U + I, U + I, dtype=model.embedding.weight.dtype)
     A[edge_index[0], U + edge_index[1]] = 1
     A[U + edge_index[1], edge_index[0]] = 1
     d = A.sum(1)
@@ -212,3 +212,104 @@ def test_loss_rejects_mismatched_batches():
         model.loss(users, pos, torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="equal length"):
         model.loss(users, torch.tensor([0]), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("cls", [LightGCN, MF])
+def test_recommend_in_blocks_with_scores_and_ties_by_item_id(cls):
+    torch.manual_seed(3)
+    ei = small_graph()
+    model = cls(3, 4, embedding_dim=4).set_graph(ei)
+    users = torch.tensor([2, 0, 1, 0])
+    whole, scores = model.recommend(users, k=2, return_scores=True)
+    assert torch.equal(model.recommend(users, k=2, batch_size=1), whole)
+    masked = model.score_all(users)
+    seen = torch.stack([torch.isin(torch.arange(4), ei[1][ei[0] == u]) for u in users])
+    masked[seen] = float("-inf")
+    assert torch.allclose(scores, masked.gather(1, whole))
+    # user 2 has one unseen item: it comes first, the masked ones follow with score -inf
+    items, s = model.recommend(torch.tensor([2]), k=3, return_scores=True)
+    assert items[0, 0].item() == 1 and torch.isinf(s[0, 1:]).all()
+    # equal scores: ascending item id
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.5)
+    assert model.recommend(torch.tensor([0, 1]), k=2).tolist() == [[2, 3], [0, 3]]
+
+
+@pytest.mark.parametrize("cls", [LightGCN, MF])
+def test_loss_range_checks_every_id(cls):
+    # users and items share one table in LightGCN: an out-of-range id would read another row
+    model = cls(3, 4, embedding_dim=4).set_graph(small_graph())
+    ok_u, ok_p, ok_n = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3])
+    model.loss(ok_u, ok_p, ok_n)
+    cases = [("users", 3, (torch.tensor([0, 3]), ok_p, ok_n)),
+             ("users", -1, (torch.tensor([-1, 0]), ok_p, ok_n)),
+             ("pos_items", -1, (ok_u, torch.tensor([0, -1]), ok_n)),
+             ("pos_items", 4, (ok_u, torch.tensor([4, 0]), ok_n)),
+             ("neg_items", 4, (ok_u, ok_p, torch.tensor([4, 0]))),
+             ("neg_items", -2, (ok_u, ok_p, torch.tensor([[0, 1], [2, -2]])))]
+    for name, bad, args in cases:
+        with pytest.raises(ValueError, match=rf"'{name}' contains id {bad}\b"):
+            model.loss(*args)
+    with pytest.raises(TypeError, match="'users' must hold integer ids"):
+        model.loss(ok_u.float(), ok_p, ok_n)
+
+
+@pytest.mark.parametrize("cls", [LightGCN, MF])
+def test_set_graph_rejects_float_ids_and_takes_sparse_matrices(cls):
+    ei = small_graph()
+    with pytest.raises(TypeError, match="integer"):
+        cls(3, 4).set_graph(ei.float() + 0.7)  # 1.7 must not become 1
+    torch.manual_seed(0)
+    ref = cls(3, 4, embedding_dim=4).set_graph(ei)
+    dense = torch.zeros(3, 4)
+    dense[ei[0], ei[1]] = torch.tensor([1.0, 2.0, 1.0, 1.0, 3.0, 1.0, 1.0])  # values are not used
+    for x in (dense.to_sparse_coo(), dense.to_sparse_csr(), dense.to_sparse_csc(), ei.flip(1)):
+        model = cls(3, 4, embedding_dim=4)
+        model.load_state_dict(ref.state_dict())
+        model.set_graph(x)
+        assert sorted(map(tuple, model.train_edge_index.t().tolist())) == sorted(map(tuple, ei.t().tolist()))
+        assert torch.allclose(model.score_all(torch.arange(3)), ref.score_all(torch.arange(3)))
+        assert torch.equal(model.recommend(torch.arange(3), k=2), ref.recommend(torch.arange(3), k=2))
+    with pytest.raises(ValueError, match=r"shape \[3, 4\]"):
+        cls(3, 4).set_graph(torch.ones(4, 3).to_sparse())
+
+
+def test_cached_graph_follows_the_dtype_of_the_model():
+    ei = small_graph()
+    for reorder in (True, False):
+        torch.manual_seed(0)
+        model = LightGCN(3, 4, embedding_dim=4, num_layers=3, reorder_nodes=reorder).double().set_graph(ei)
+        assert model._graph.adj.dtype == torch.float64 and model._graph.inner.dtype == torch.float64
+        out = model.propagate()
+        assert out.dtype == torch.float64
+        assert torch.allclose(out, dense_reference(model, ei), rtol=0, atol=1e-14)
+        # the cached graph follows later casts too, both ways
+        model = model.float()
+        assert model._graph.inner.dtype == torch.float32 and model.propagate().dtype == torch.float32
+        model = model.double()
+        assert model._graph.adj.dtype == torch.float64
+        assert torch.allclose(model.propagate(), out, rtol=0, atol=1e-6)  # rounded to float32 once
+        model = LightGCN(3, 4, embedding_dim=4, num_layers=3, reorder_nodes=reorder).double().set_graph(ei)
+
+        users, items = torch.tensor([0, 2, 1]), torch.tensor([3, 0, 1])
+        x = model.embedding.weight.detach().clone().requires_grad_()
+
+        def scores(w):
+            return torch.func.functional_call(model, {"embedding.weight": w}, (users, items))
+
+        class Loss(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = model
+
+            def forward(self):
+                return self.m.loss(users, items, torch.tensor([1, 3, 2]))
+
+        def loss(w):  # through the row-restricted propagation and its hand-written backward
+            return torch.func.functional_call(Loss(), {"m.embedding.weight": w}, ())
+
+        assert torch.autograd.gradcheck(scores, (x,))
+        assert torch.autograd.gradgradcheck(scores, (x,))
+        assert torch.autograd.gradcheck(loss, (x,))
+        assert torch.autograd.gradgradcheck(loss, (x,))

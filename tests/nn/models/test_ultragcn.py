@@ -316,3 +316,34 @@ def test_argsort_of_sampled_items_is_a_stable_sort(num_keys):
     order = _argsort_small_keys(keys, num_keys)
     assert order.dtype == torch.long
     assert torch.equal(order, torch.sort(keys, stable=True).indices)
+
+
+def test_recommend_in_blocks_with_scores_and_ties_by_item_id():
+    model, edge_index, mask = build()
+    users = torch.tensor([4, 0, 9, 4, 2])
+    whole, scores = model.recommend(users, k=6, return_scores=True)
+    assert torch.equal(model.recommend(users, k=6, batch_size=2), whole)
+    masked = model.score_all(users)
+    masked[mask[users]] = float("-inf")
+    assert torch.allclose(scores, masked.gather(1, whole))
+    with torch.no_grad():  # equal scores: ascending item id among the unseen items
+        model.user_embedding.weight.fill_(0.5)
+        model.item_embedding.weight.fill_(0.5)
+    top = model.recommend(users, k=3)
+    for r, u in enumerate(users):
+        assert top[r].tolist() == (~mask[u]).nonzero().flatten()[:3].tolist()
+
+
+def test_loss_range_checks_every_id():
+    model, _, _ = build()
+    users, pos = torch.tensor([0, 1]), torch.tensor([0, 1])
+    neg = torch.tensor([[2, 3], [4, 5]])
+    model.loss(users, pos, neg)
+    cases = [("users", 30, (torch.tensor([0, 30]), pos, neg)),
+             ("users", -1, (torch.tensor([-1, 0]), pos, neg)),
+             ("pos_items", 25, (users, torch.tensor([25, 0]), neg)),
+             ("neg_items", -3, (users, pos, torch.tensor([[2, 3], [-3, 5]]))),
+             ("neg_items", 25, (users, pos, torch.tensor([[2, 25], [4, 5]])))]
+    for name, bad, args in cases:
+        with pytest.raises(ValueError, match=rf"'{name}' contains id {bad}\b"):
+            model.loss(*args)
