@@ -238,14 +238,12 @@ ULTRAGCN_FLAGS = [
 
 def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int, num_layers: int = 3,
                 reg_weight: float = 1e-4, extra: Optional[Dict[str, Any]] = None):
-    from graphkit.rec.io import model_registry
+    """The registered recommender ``name`` built from the command line's settings."""
+    from graphkit.nn.models import create_recommender
 
-    cls = model_registry()[name]
-    if name == "lightgcn":
-        return cls(num_users, num_items, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=reg_weight)
-    if name == "mf":
-        return cls(num_users, num_items, embedding_dim=embedding_dim, reg_weight=reg_weight)
-    return cls(num_users, num_items, embedding_dim=embedding_dim, **(extra or {}))
+    kwargs = {"lightgcn": dict(num_layers=num_layers, reg_weight=reg_weight),
+              "mf": dict(reg_weight=reg_weight)}.get(name, extra or {})
+    return create_recommender(name, num_users, num_items, embedding_dim=embedding_dim, **kwargs)
 
 
 def _load_training_graph(args):

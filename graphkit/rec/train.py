@@ -59,9 +59,14 @@ class FitResult:
 
 
 def make_score_fn(model) -> Callable[[Tensor], Tensor]:
-    """Propagate once and return a block scorer ``users -> [B, num_items]``."""
+    """Propagate once and return a block scorer ``users -> [B, num_items]``.
+
+    Embedding models score through :class:`DotProductScorer` (one reused buffer); any other
+    :class:`~graphkit.nn.models.Recommender` through its ``scorer()`` hook."""
     if hasattr(model, "embeddings"):
         return DotProductScorer(*model.embeddings())
+    if hasattr(model, "scorer"):
+        return model.scorer()
     return model.score_all
 
 
