@@ -29,8 +29,10 @@ class GGeMAggregation(Aggregation):
     :math:`p` does not overflow. Inputs are clamped from below at
     :math:`\epsilon` as in the reference GeM code (no upper clamp, unlike
     :class:`torch_geometric.nn.aggr.PowerMeanAggregation`, which clamps to
-    :math:`[10^{-4}, 100]`). Empty groups give zeros. :math:`p` is clamped
-    from below at :obj:`p_min` in the forward pass.
+    :math:`[10^{-4}, 100]`). Empty groups give zeros; a NaN input makes the
+    output of its group and channel NaN (as in PyG), a :math:`+\infty` input
+    makes it :math:`+\infty` (never a zero that would look like an empty
+    group). :math:`p` is clamped from below at :obj:`p_min` in the forward pass.
 
     Args:
         channels (int): Number of channels :math:`C`.
@@ -82,10 +84,15 @@ class GGeMAggregation(Aggregation):
         y = p * x.clamp(min=self.eps).log()                           # [E, C]
         shift = scatter(y.detach(), index, 0, dim_size, reduce="max")  # [N, C]
         s = scatter((y - shift[index]).exp(), index, 0, dim_size, reduce="sum")
-        count = torch.bincount(index, minlength=dim_size).to(x.dtype).clamp(min=1)
-        nonempty = s > 0
-        log_mean = shift + s.clamp(min=1e-30).log() - count.log().unsqueeze(-1)
+        count = torch.bincount(index, minlength=dim_size)
+        # Emptiness comes from the counts, not from the sums: a NaN in a channel makes that
+        # channel's sum NaN, and it must stay NaN instead of reading as an empty group.
+        nonempty = (count > 0).unsqueeze(-1)
+        log_count = count.to(x.dtype).clamp(min=1).log().unsqueeze(-1)
+        log_mean = shift + s.clamp(min=1e-30).log() - log_count
         out = (log_mean / p).exp()
+        # A +inf element makes the shifted sum inf - inf = NaN; its mean is +inf.
+        out = torch.where(torch.isposinf(shift), shift, out)
         return torch.where(nonempty, out, torch.zeros_like(out))
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """Adaptive propagation of the Deep Adaptive Graph Neural Network (DAGNN)."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -45,6 +45,14 @@ def csr_matmul(a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
     if not h.requires_grad:
         return a @ h
     return _CSRMatMul.apply(a, a_t, h)
+
+
+def edge_matmul(src: Tensor, dst: Tensor, weight: Tensor, h: Tensor) -> Tensor:
+    r"""Sparse-dense product :math:`\mathbf{A}\mathbf{H}` with
+    :math:`A_{\mathrm{dst},\mathrm{src}} = w` given edge-wise, as a gather and a scatter-add:
+    differentiable (to any order) w.r.t. both the edge weights and ``h``."""
+    msg = h.index_select(0, src) * weight.unsqueeze(-1)
+    return h.new_zeros(h.shape).index_add(0, dst, msg)
 
 
 class DAGNNConv(Module):
@@ -106,6 +114,15 @@ class DAGNNConv(Module):
           edge weights :math:`(|\mathcal{E}|)` *(optional, COO only)*
         - **output:** node features :math:`(|\mathcal{V}|, F)`
 
+    Gradients reach the node features and the edge weights (or the values of a sparse
+    adjacency), e.g. learned edge weights or edge masks. When no edge weight requires a
+    gradient, propagation uses a ``torch.sparse`` CSR product with a precomputed transpose;
+    when one does, it uses a differentiable gather/scatter-add over the edges (slower, exact
+    to any order of differentiation). Learned edge weights cannot be combined with
+    :obj:`cached=True` (a :class:`ValueError`): the cache would freeze them. The cache
+    follows :meth:`~torch.nn.Module.to` and :meth:`~torch.nn.Module.double`: it is rebuilt
+    from the cached graph in the dtype and on the device of the next input.
+
     Graphs without edges and isolated nodes are allowed: with self-loops such
     nodes keep their own features at every step. Features must be finite; NaN
     or infinite values raise a :class:`ValueError` (outside of
@@ -113,6 +130,7 @@ class DAGNNConv(Module):
     """
 
     _cached_adj: Optional[Tuple[Tensor, Tensor]]
+    _cached_graph: Optional[Tuple[Any, Optional[Tensor]]]
 
     def __init__(
         self,
@@ -137,6 +155,8 @@ class DAGNNConv(Module):
 
         self.proj = Linear(in_channels, 1, bias=bias)
         self._cached_adj = None
+        # the graph the cache was built from (rebuilt from it on a dtype/device change)
+        self._cached_graph = None
 
         self.reset_parameters()
 
@@ -144,6 +164,7 @@ class DAGNNConv(Module):
         r"""Resets all learnable parameters of the module and clears the cache."""
         self.proj.reset_parameters()
         self._cached_adj = None
+        self._cached_graph = None
 
     def _check_input(self, x: Tensor, edge_index, edge_weight: Optional[Tensor]) -> None:
         if not isinstance(x, Tensor) or x.dim() != 2:
@@ -190,32 +211,63 @@ class DAGNNConv(Module):
             raise ValueError(f"DAGNNConv: 'edge_weight' must have shape [{edge_index.size(1)}] "
                              f"(got {tuple(edge_weight.shape)})")
 
-    def _build_adj(self, edge_index, edge_weight: Optional[Tensor], num_nodes: int,
-                   dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-        """Returns the (normalised) propagation matrix as a ``torch.sparse`` CSR tensor
-        whose row ``i`` aggregates the messages sent to node ``i``, and its transpose."""
+    def _normalized_edges(self, edge_index, edge_weight: Optional[Tensor], num_nodes: int,
+                          dtype: torch.dtype) -> Tuple[Tensor, Optional[Tensor]]:
+        """Returns ``(edge_index, edge_weight)`` of the propagation matrix as COO (source,
+        target) with the weights normalised (if :obj:`normalize`); differentiable w.r.t. the
+        given edge weights or the values of a sparse adjacency."""
         if isinstance(edge_index, SparseTensor):
             if self.normalize:
                 edge_index = gcn_norm(edge_index, None, num_nodes, False, self.add_self_loops,
                                       "source_to_target", dtype)
             row, col, val = edge_index.coo()
-            edge_index = torch.stack([col, row])  # (source, target)
-            edge_weight = val if val is not None else None
-            return self._to_csr_pair(edge_index, edge_weight, num_nodes, dtype)
+            # (source, target)
+            return torch.stack([col, row]), None if val is None else val.to(dtype)
         if is_torch_sparse_tensor(edge_index):
             adj = edge_index
-            if adj.layout != torch.sparse_coo:
-                adj = adj.to_sparse_coo()
-            adj = adj.coalesce()
+            if adj.layout == torch.sparse_csr:
+                crow = adj.crow_indices()
+                row = torch.repeat_interleave(
+                    torch.arange(num_nodes, device=crow.device), crow[1:] - crow[:-1])
+                col = adj.col_indices()
+            else:
+                if adj.layout != torch.sparse_coo:
+                    adj = adj.to_sparse_coo()
+                adj = adj.coalesce()
+                row, col = adj.indices()
             # Row i of the matrix holds the neighbours node i aggregates from (target, source).
-            edge_index, edge_weight = adj.indices().flip(0), adj.values().to(dtype)
+            edge_index, edge_weight = torch.stack([col, row]), adj.values()
         if EdgeIndex is not None and isinstance(edge_index, EdgeIndex):
             edge_index = edge_index.as_tensor()
         edge_index = edge_index.long()
+        if edge_weight is not None:
+            edge_weight = edge_weight.to(dtype)
         if self.normalize:
             edge_index, edge_weight = gcn_norm(edge_index, edge_weight, num_nodes, False,
                                                self.add_self_loops, "source_to_target", dtype)
+        return edge_index, edge_weight
+
+    def _build_adj(self, edge_index, edge_weight: Optional[Tensor], num_nodes: int,
+                   dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """Returns the (normalised) propagation matrix as a ``torch.sparse`` CSR tensor
+        whose row ``i`` aggregates the messages sent to node ``i``, and its transpose
+        (constants: no gradient reaches the edge weights through them)."""
+        with torch.no_grad():
+            edge_index, edge_weight = self._normalized_edges(edge_index, edge_weight,
+                                                             num_nodes, dtype)
         return self._to_csr_pair(edge_index, edge_weight, num_nodes, dtype)
+
+    @staticmethod
+    def _weights_need_grad(edge_index, edge_weight: Optional[Tensor]) -> bool:
+        if not torch.is_grad_enabled():
+            return False
+        if edge_weight is not None:
+            return edge_weight.requires_grad
+        if isinstance(edge_index, SparseTensor):
+            val = edge_index.storage.value()
+            return val is not None and val.requires_grad
+        return isinstance(edge_index, Tensor) and edge_index.layout != torch.strided \
+            and edge_index.requires_grad
 
     @staticmethod
     def _to_csr_pair(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -245,14 +297,29 @@ class DAGNNConv(Module):
         if not _is_compiling():
             self._check_input(x, edge_index, edge_weight)
 
+        if self._weights_need_grad(edge_index, edge_weight):
+            if self.cached:
+                raise ValueError("DAGNNConv: edge weights that require grad cannot be used with "
+                                 "cached=True (the cache would freeze them); use cached=False")
+            return self._forward_differentiable(x, edge_index, edge_weight)
+
         adj = self._cached_adj
         if adj is None:
             adj = self._build_adj(edge_index, edge_weight, x.size(0), x.dtype)
             if self.cached:
                 self._cached_adj = adj
+                self._cached_graph = (edge_index, None if edge_weight is None
+                                      else edge_weight.detach())
         elif adj[0].size(0) != x.size(0) and not _is_compiling():
             raise ValueError(f"DAGNNConv: the cached adjacency has {adj[0].size(0)} nodes but 'x' has "
                              f"{x.size(0)}; call reset_parameters() or use cached=False")
+        elif adj[0].dtype != x.dtype or adj[0].device != x.device:
+            # after .to() / .double(): rebuilt from the cached graph, not cast (exact)
+            graph, weight = self._cached_graph
+            adj = self._build_adj(graph.to(x.device),
+                                  None if weight is None else weight.to(x.device),
+                                  x.size(0), x.dtype)
+            self._cached_adj = adj
 
         a, a_t = adj
         hs = [x]
@@ -260,6 +327,21 @@ class DAGNNConv(Module):
         for _ in range(self.K):
             h = csr_matmul(a, a_t, h)
             hs.append(h)
+        return self._combine(hs)
+
+    def _forward_differentiable(self, x: Tensor, edge_index,
+                                edge_weight: Optional[Tensor]) -> Tensor:
+        edge_index, edge_weight = self._normalized_edges(edge_index, edge_weight, x.size(0),
+                                                         x.dtype)
+        if edge_weight is None:  # defensive: this path is only taken with weights given
+            edge_weight = x.new_ones(edge_index.size(1))
+        src, dst = edge_index[0], edge_index[1]
+        hs = [x]
+        for _ in range(self.K):
+            hs.append(edge_matmul(src, dst, edge_weight, hs[-1]))
+        return self._combine(hs)
+
+    def _combine(self, hs) -> Tensor:
         stacked = torch.stack(hs, dim=1)  # [N, K + 1, F]
         score = torch.sigmoid(self.proj(stacked))  # [N, K + 1, 1]
         return (score * stacked).sum(dim=1)

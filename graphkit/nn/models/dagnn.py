@@ -65,7 +65,9 @@ class SparseInputLinear(Module):
     r"""A :class:`torch.nn.Linear` layer with input dropout that also takes a ``torch.sparse``
     CSR/COO feature matrix (bag-of-words features). Dropout is applied to the stored values, and
     the transpose needed by the backward pass is built once per sparsity pattern and reused, so a
-    training step costs two sparse-dense products and no sparse re-indexing."""
+    training step costs two sparse-dense products and no sparse re-indexing. If the feature
+    values themselves require grad, a differentiable gather/scatter-add over the stored entries
+    is used instead, so they receive their gradient too."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -85,7 +87,8 @@ class SparseInputLinear(Module):
         self._pattern = None
 
     def _transpose_pattern(self, x: Tensor):
-        key = (x.col_indices().data_ptr(), x.crow_indices().data_ptr(), x._nnz(), tuple(x.size()))
+        key = (x.device, x.col_indices().data_ptr(), x.crow_indices().data_ptr(), x._nnz(),
+               tuple(x.size()))
         if self._pattern is not None and self._pattern[0] == key:
             return self._pattern[2:]
         crow, col = x.crow_indices(), x.col_indices()
@@ -108,7 +111,15 @@ class SparseInputLinear(Module):
         vals = x.values()
         if self.training and dropout > 0:
             vals = fast_dropout(vals, dropout, True)
-        if not self.lin.weight.requires_grad:
+        if vals.requires_grad and torch.is_grad_enabled():
+            # Gradients w.r.t. the feature values themselves (rare: attacks, feature learning):
+            # a gather/scatter-add over the stored entries, differentiable to any order.
+            crow = x.crow_indices()
+            rows = torch.repeat_interleave(torch.arange(x.size(0), device=crow.device),
+                                           crow[1:] - crow[:-1])
+            msg = self.lin.weight.t().index_select(0, x.col_indices()) * vals.unsqueeze(-1)
+            out = msg.new_zeros(x.size(0), msg.size(1)).index_add(0, rows, msg)
+        elif not self.lin.weight.requires_grad:
             xd = torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), vals, x.size())
             out = xd @ self.lin.weight.t()
         else:

@@ -197,7 +197,7 @@ class _Unfused(LCMAggregation):
 
 @pytest.mark.parametrize("chunk", [2, 5, 8192])
 def test_blockwise_level_matches_autograd_path(monkeypatch, chunk):
-    import graphkit.nn.aggr.lcm as lcm_module
+    import graphkit.nn.aggr._lcm_tree as lcm_module
 
     monkeypatch.setattr(lcm_module, "_CHUNK", chunk)
     torch.manual_seed(9)
@@ -262,7 +262,7 @@ def test_factor_buffers_are_reused_and_give_the_same_gradients():
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_overwritten_factors_raise_instead_of_wrong_gradients(monkeypatch, compiled):
-    import graphkit.nn.aggr.lcm as lcm_module
+    import graphkit.nn.aggr._lcm_tree as lcm_module
 
     if compiled:  # full blocks, so that the compiled kernels write the factor planes
         monkeypatch.setattr(lcm_module, "_CHUNK", 4)
@@ -284,7 +284,7 @@ def test_compiled_kernels_match_the_eager_path(monkeypatch, num_elements, num_gr
     every gradient agree with the eager module, in training and in inference. The sizes give
     levels whose pair counts are multiples of the block, one more than a multiple, and below
     one block."""
-    import graphkit.nn.aggr.lcm as lcm_module
+    import graphkit.nn.aggr._lcm_tree as lcm_module
 
     monkeypatch.setattr(lcm_module, "_CHUNK", 4)
     torch.manual_seed(3)
@@ -307,7 +307,7 @@ def test_compiled_kernels_match_the_eager_path(monkeypatch, num_elements, num_gr
 
 
 def test_compiled_kernels_fall_back_to_eager_with_a_warning(monkeypatch):
-    import graphkit.nn.aggr.lcm as lcm_module
+    import graphkit.nn.aggr._lcm_tree as lcm_module
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
@@ -332,7 +332,7 @@ def test_compiled_kernels_compile_once_for_every_level_and_graph_size(monkeypatc
     level) reuse the compiled kernels instead of compiling new ones."""
     import torch._dynamo
 
-    import graphkit.nn.aggr.lcm as lcm_module
+    import graphkit.nn.aggr._lcm_tree as lcm_module
 
     monkeypatch.setattr(lcm_module, "_CHUNK", 4)
     torch.manual_seed(5)
@@ -382,3 +382,74 @@ def test_tree_plan_is_reused_only_for_the_same_unmodified_index():
     assert aggr._plan_cache.entry is None
     import copy
     assert copy.deepcopy(aggr)._plan_cache.entry is None
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_double_backward_matches_the_autograd_path(monkeypatch, compiled):
+    """A gradient penalty (create_graph=True) through the blockwise levels gets the same
+    second-order gradients as the same operator reduced through plain autograd."""
+    import graphkit.nn.aggr._lcm_tree as lcm_module
+
+    if compiled:  # full blocks, so that the compiled kernels run the forward
+        monkeypatch.setattr(lcm_module, "_CHUNK", 4)
+    torch.manual_seed(12)
+    fused = LCMAggregation(4, 4, project=True, compiled_kernels=compiled)
+    with torch.no_grad():
+        fused.identity.normal_()
+    plain = _Unfused(4, 4, project=True)
+    plain.load_state_dict(fused.state_dict())
+    index = torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 3, 3, 3, 3, 3, 3])
+    x = torch.randn(index.numel(), 4)
+    w = torch.randn(5, 4)
+    results = []
+    for module in (fused, plain):
+        xi = x.clone().requires_grad_()
+        out = module(xi, index, dim_size=5)
+        (g,) = torch.autograd.grad((out * w).sum(), xi, create_graph=True)
+        penalty = g.pow(2).sum() + out.pow(2).sum()
+        penalty.backward()
+        results.append([g, xi.grad] + [p.grad for p in module.parameters()])
+    if compiled and lcm_module._KERNELS.get("failed"):
+        pytest.skip("torch.compile is not usable on this machine (the module fell back to eager)")
+    for (name, _), a, b in zip([("g", 0), ("x", 0)] + list(fused.named_parameters()), *results):
+        assert b is not None and b.abs().sum() > 0, name
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_gradgradcheck_on_inputs_and_weights():
+    torch.manual_seed(13)
+    aggr = LCMAggregation(3, 3, project=False).double()
+    index = torch.tensor([0, 0, 0, 0, 0, 2, 2, 2, 3])
+    x = torch.randn(9, 3, dtype=torch.double, requires_grad=True)
+    names = ["gru_cell.weight_ih", "gru_cell.weight_hh", "gru_cell.bias_ih", "gru_cell.bias_hh"]
+    params = tuple(dict(aggr.named_parameters())[n].detach().clone().requires_grad_()
+                   for n in names)
+
+    def f(t, *ps):
+        return torch.func.functional_call(aggr, dict(zip(names, ps)), (t, index),
+                                          {"dim_size": 4})
+
+    assert torch.autograd.gradgradcheck(lambda t: aggr(t, index, dim_size=4), (x,))
+    assert torch.autograd.gradcheck(f, (x,) + params, fast_mode=True)
+    assert torch.autograd.gradgradcheck(f, (x,) + params, fast_mode=True)
+
+
+def test_gradient_penalty_step_keeps_its_factors_across_another_forward():
+    # After a create_graph=True gradient, the first-order backward of the same graph still
+    # needs its factors: another forward in between must not reuse (overwrite) them.
+    torch.manual_seed(14)
+    reused = LCMAggregation(4, 4, project=False)
+    fresh = LCMAggregation(4, 4, project=False, reuse_buffers=False)
+    fresh.load_state_dict(reused.state_dict())
+    index = torch.randint(0, 5, (40,)).sort().values
+    x = torch.randn(40, 4)
+    grads = []
+    for m in (reused, fresh):
+        xi = x.clone().requires_grad_()
+        out = m(xi, index, dim_size=5)
+        (g,) = torch.autograd.grad(out.pow(2).sum(), xi, create_graph=True)
+        other = m(2 * x, index, dim_size=5).sum()
+        (out.sum() + g.pow(2).sum() + other).backward()
+        grads.append([xi.grad] + [p.grad for p in m.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -168,3 +168,29 @@ def test_input_errors(aggr):
         aggr(torch.ones(3, 8, dtype=torch.long), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match="out of range"):
         aggr(torch.rand(3, 8), torch.tensor([0, 1, 9]), dim_size=2)
+
+
+def test_ggem_propagates_nan_and_inf_instead_of_zero():
+    # A NaN in a channel must not look like an empty group (zeros).
+    aggr = GGeMAggregation(4, groups=2)
+    x = torch.rand(10, 4) + 0.1
+    x[3, 1] = float("nan")  # group 2, channel 1
+    x[6, 2] = float("inf")  # group 3, channel 2
+    out = aggr(x, INDEX, dim_size=5)
+    assert torch.isnan(out[2, 1])
+    assert torch.isposinf(out[3, 2])  # the generalised mean of a set holding +inf
+    clean = torch.isfinite(x).all(1)
+    # the other channels of those groups and the other groups are unaffected
+    ref = aggr(torch.where(torch.isfinite(x), x, torch.ones_like(x)), INDEX, dim_size=5)
+    mask = torch.ones_like(out, dtype=torch.bool)
+    mask[2, 1] = mask[3, 2] = False
+    assert torch.allclose(out[mask], ref[mask])
+    assert torch.equal(out[[1, 4]], torch.zeros(2, 4))  # real empty groups are still zero
+    assert clean.sum() == 8
+    # PyG's power mean gives NaN for the NaN group too
+    pm = PowerMeanAggregation(p=3.0)
+    assert torch.isnan(pm(x, INDEX, dim_size=5)[2, 1])
+    # gradients stay finite for finite inputs
+    xg = (torch.rand(10, 4) + 0.1).requires_grad_(True)
+    aggr(xg, INDEX, dim_size=5).sum().backward()
+    assert torch.isfinite(xg.grad).all() and torch.isfinite(aggr.p.grad).all()

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from graphkit.nn.models import DAGNN
+from graphkit.nn.models.dagnn import SparseInputLinear
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -126,15 +127,20 @@ def test_example_helpers_validate():
         assert int(train[y == c].sum()) == 20 and int(val[y == c].sum()) == 30
     with pytest.raises(ValueError, match="fewer than 50 nodes"):
         ex.random_split(torch.tensor([0] * 60 + [1] * 10), 2, 20, 30, torch.Generator())
+    from torch_geometric.data import Data
+
+    from graphkit.engine.loops import check_node_data
     x = torch.rand(5, 3)
-    masks = dict(train=torch.tensor([True, False, False, False, False]))
+    masks = dict(train_mask=torch.tensor([True, False, False, False, False]),
+                 val_mask=torch.tensor([False, True, False, False, False]),
+                 test_mask=torch.tensor([False, False, True, False, False]))
     with pytest.raises(ValueError, match="labels have shape"):
-        ex.check_data(x, torch.zeros(4, dtype=torch.long), masks, 2)
+        check_node_data(Data(x=x, y=torch.zeros(4, dtype=torch.long), **masks), 2)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        ex.check_data(x, torch.tensor([0, 1, 2, 0, 1]), masks, 2)
-    with pytest.raises(ValueError, match="valid mask is empty"):
-        ex.check_data(x, torch.zeros(5, dtype=torch.long),
-                      dict(valid=torch.zeros(5, dtype=torch.bool)), 2)
+        check_node_data(Data(x=x, y=torch.tensor([0, 1, 2, 0, 1]), **masks), 2)
+    with pytest.raises(ValueError, match="val_mask is empty"):
+        check_node_data(Data(x=x, y=torch.zeros(5, dtype=torch.long),
+                             **{**masks, "val_mask": torch.zeros(5, dtype=torch.bool)}), 2)
     with pytest.raises(ValueError, match="NaN"):
         ex.prepare_features(torch.tensor([[float("nan")]]), True)
 
@@ -248,3 +254,35 @@ def test_reference_split_reproduces_the_reference_position_indexing():
     assert int((pos_class[train[:200].nonzero().view(-1)] == 0).sum()) == 20
     with pytest.raises(SystemExit):
         ex.parse_args(["--dataset", "Cora", "--split", "reference"])
+
+
+def test_cached_model_follows_double():
+    torch.manual_seed(20)
+    x = torch.rand(6, 5)
+    ei = torch.tensor([[0, 1, 1, 2, 3, 4, 4, 5], [1, 0, 2, 1, 4, 3, 5, 4]])
+    model = DAGNN(5, 8, 3, K=3, dropout=0.0, cached=True).eval()
+    out32 = model(x, ei)
+    model.double()
+    out64 = model(x.double(), ei)
+    ref = DAGNN(5, 8, 3, K=3, dropout=0.0).double().eval()
+    ref.load_state_dict(model.state_dict())
+    assert out64.dtype == torch.double
+    assert torch.allclose(out64, ref(x.double(), ei), atol=1e-12)
+    assert torch.allclose(out64.float(), out32, atol=1e-5)
+
+
+def test_sparse_features_gradient():
+    # Gradients reach the values of sparse input features, not just the weights.
+    torch.manual_seed(21)
+    dense = (torch.rand(6, 5) > 0.5).double() * torch.rand(6, 5, dtype=torch.double)
+    csr = dense.to_sparse_csr()
+    crow, col = csr.crow_indices(), csr.col_indices()
+    lin = SparseInputLinear(5, 3).double()
+    vals = csr.values().clone().requires_grad_(True)
+    f = lambda v: lin(torch.sparse_csr_tensor(crow, col, v, (6, 5)))  # noqa: E731
+    assert torch.autograd.gradcheck(f, (vals,))
+    # first and second order w.r.t. the weight (the hand-written backward)
+    w = lin.lin.weight.detach().clone().requires_grad_(True)
+    g = lambda ww: torch.func.functional_call(lin, {"lin.weight": ww}, (csr,))  # noqa: E731
+    assert torch.autograd.gradcheck(g, (w,))
+    assert torch.autograd.gradgradcheck(g, (w,))
