@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     if args.ours_only_memory:
         return _ours_only_memory(args.dataset)
 
-    from graphkit._ranking import PairIndex
+    from graphkit.utils.ranking import PairIndex
     from graphkit.datasets import load
     from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
     from graphkit.rec.sampling import sample_bpr_triples
@@ -306,7 +306,7 @@ def _ours_only_memory(dataset: str) -> int:
     from graphkit.datasets import load
     from graphkit.engine import adam
     from graphkit.nn.models import LightGCN
-    from graphkit._ranking import PairIndex
+    from graphkit.utils.ranking import PairIndex
     from graphkit.rec.evaluate import DotProductScorer, full_ranking
     from graphkit.rec.sampling import sample_bpr_triples
 

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -22,7 +21,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from graphkit.engine._io import atomic_write, atomic_write_text
+from graphkit.utils.progress import progress_disabled
+from graphkit.utils.io import atomic_write, atomic_write_text
 from graphkit.datasets.errors import ChecksumError, DatasetNotFoundError, UnsafeArchiveError
 
 __all__ = [
@@ -121,10 +121,6 @@ def verify_file(path: PathLike, sha256: str, size: Optional[int] = None, *, use_
 # download: streaming, progress bar, checksum, atomic rename
 # ---------------------------------------------------------------------------------------------
 
-def _progress_disabled() -> bool:
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
-
-
 def download_file(url: str, dest: PathLike, *, sha256: Optional[str] = None, size: Optional[int] = None,
                   desc: Optional[str] = None, timeout: float = _TIMEOUT) -> Path:
     """Download ``url`` to ``dest``, streaming through a temporary file in the same folder.
@@ -148,7 +144,7 @@ def download_file(url: str, dest: PathLike, *, sha256: Optional[str] = None, siz
             if total is None and length and str(length).isdigit():
                 total = int(length)
             with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=desc or dest.name, disable=_progress_disabled(), leave=False) as bar:
+                      desc=desc or dest.name, disable=progress_disabled(), leave=False) as bar:
                 while True:
                     block = resp.read(_CHUNK)
                     if not block:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 import torch
 
-from ._io import atomic_write, atomic_write_text
+from graphkit.utils.io import atomic_write, atomic_write_text
 
 PathLike = Union[str, os.PathLike]
 

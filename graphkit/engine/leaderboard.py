@@ -19,7 +19,7 @@ import pathlib
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ._io import atomic_write_text
+from graphkit.utils.io import atomic_write_text
 from .records import RecordError, higher_is_better, load_records
 
 START = "<!-- leaderboard:start -->"

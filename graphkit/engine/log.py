@@ -6,8 +6,9 @@ import json
 import math
 import os
 import pathlib
-import sys
 from typing import Any, Dict, Iterable, Optional, Union
+
+from graphkit.utils.progress import progress_disabled  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
@@ -157,16 +158,6 @@ def append_run(path: Optional[PathLike], record: Dict[str, Any]) -> None:
         f.seek(0, os.SEEK_END)
         f.write(line)
         f.flush()
-
-
-def progress_disabled() -> bool:
-    """True when progress bars should be hidden: ``CI`` is set or stderr is not a terminal."""
-    if os.environ.get("CI"):
-        return True
-    try:
-        return not sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return True
 
 
 def progress(iterable: Optional[Iterable] = None, desc: Optional[str] = None,

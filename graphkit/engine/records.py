@@ -26,7 +26,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._io import atomic_write_text
+from graphkit.utils.io import atomic_write_text
 from .tracker import mean_std
 
 PathLike = Union[str, os.PathLike]

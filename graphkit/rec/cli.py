@@ -473,7 +473,7 @@ def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: i
     A user with fewer than ``k`` unmasked items gets masked ones last, with score ``-inf``."""
     import torch
 
-    from graphkit._ranking import PairIndex, topk_ties_by_index
+    from graphkit.utils.ranking import PairIndex, topk_ties_by_index
     from graphkit.rec.train import make_score_fn
 
     device = next(model.parameters()).device

@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from graphkit._ranking import PairIndex, topk_ties_by_index
+from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 from graphkit.evaluate.ranking import RANKING_METRICS, f1_from_precision_recall
 from graphkit.evaluate.registry import get_metric
 

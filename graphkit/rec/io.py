@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from graphkit.engine._io import atomic_write, atomic_write_text
+from graphkit.utils.io import atomic_write, atomic_write_text
 from graphkit.rec.data import InteractionGraph
 
 FORMAT_VERSION = 1

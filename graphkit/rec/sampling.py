@@ -1,6 +1,6 @@
 """Vectorised training samplers for implicit-feedback recommenders.
 
-All samplers run on the device of the :class:`~graphkit.rec.index.PairIndex` they are given
+All samplers run on the device of the :class:`~graphkit.utils.PairIndex` they are given
 and draw with an explicit :class:`torch.Generator`, so a run is reproducible and resumable.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from graphkit.rec.index import PairIndex
+from graphkit.utils.ranking import PairIndex
 
 
 def sample_negatives(users: Tensor, num_negatives: int, positives: Optional[PairIndex], num_items: int,

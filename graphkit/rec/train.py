@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from graphkit._ranking import PairIndex
+from graphkit.utils.ranking import PairIndex
 from graphkit.engine.optim import adam
 from graphkit.rec.data import InteractionGraph, data_fingerprint
 from graphkit.rec.evaluate import DotProductScorer, full_ranking

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-import graphkit.engine._io as gio
+import graphkit.utils.io as gio
 from graphkit.engine import (Checkpointer, get_rng_state, load_checkpoint, save_checkpoint,
                              seed_everything, set_rng_state)
 

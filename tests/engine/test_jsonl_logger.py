@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from graphkit.engine import JSONLLogger, progress, read_jsonl
-from graphkit.engine.log import progress_disabled
+from graphkit.utils import progress_disabled
 
 
 def test_jsonl_logger_lines(tmp_path):

@@ -142,7 +142,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("kind", ["normal", "ties", "masked", "masked-ties", "nan"])
 def test_wide_topk_prefilter_is_exact(kind):
-    from graphkit._ranking import _topk_exact, topk_ties_by_index
+    from graphkit.utils.ranking import _topk_exact, topk_ties_by_index
 
     g = torch.Generator().manual_seed(7)
     for trial in range(12):

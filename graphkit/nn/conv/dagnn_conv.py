@@ -11,6 +11,8 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor, to_torch_csr_tensor
 
+from graphkit.utils.sparse import edge_spmm, spmm_with_transpose
+
 try:  # PyG >= 2.5
     from torch_geometric import EdgeIndex
 except ImportError:  # pragma: no cover
@@ -22,37 +24,6 @@ def _is_compiling() -> bool:
         return torch.compiler.is_compiling()
     except AttributeError:  # pragma: no cover
         return False
-
-
-class _CSRMatMul(torch.autograd.Function):
-    """``a @ h`` for a constant sparse ``a`` whose transpose ``a_t`` is known, so that the
-    backward pass is ``a_t @ grad`` (no per-call transposition of a CSR matrix)."""
-
-    @staticmethod
-    def forward(ctx, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(a_t)
-        return a @ h
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (a_t,) = ctx.saved_tensors
-        return None, None, a_t @ grad if ctx.needs_input_grad[2] else None
-
-
-def csr_matmul(a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
-    r"""Sparse-dense product :math:`\mathbf{A}\mathbf{H}` for a constant sparse CSR matrix
-    :math:`\mathbf{A}` given together with its transpose ``a_t`` (used in the backward pass)."""
-    if not h.requires_grad:
-        return a @ h
-    return _CSRMatMul.apply(a, a_t, h)
-
-
-def edge_matmul(src: Tensor, dst: Tensor, weight: Tensor, h: Tensor) -> Tensor:
-    r"""Sparse-dense product :math:`\mathbf{A}\mathbf{H}` with
-    :math:`A_{\mathrm{dst},\mathrm{src}} = w` given edge-wise, as a gather and a scatter-add:
-    differentiable (to any order) w.r.t. both the edge weights and ``h``."""
-    msg = h.index_select(0, src) * weight.unsqueeze(-1)
-    return h.new_zeros(h.shape).index_add(0, dst, msg)
 
 
 class DAGNNConv(Module):
@@ -325,7 +296,7 @@ class DAGNNConv(Module):
         hs = [x]
         h = x
         for _ in range(self.K):
-            h = csr_matmul(a, a_t, h)
+            h = spmm_with_transpose(a, a_t, h)
             hs.append(h)
         return self._combine(hs)
 
@@ -338,7 +309,7 @@ class DAGNNConv(Module):
         src, dst = edge_index[0], edge_index[1]
         hs = [x]
         for _ in range(self.K):
-            hs.append(edge_matmul(src, dst, edge_weight, hs[-1]))
+            hs.append(edge_spmm(src, dst, edge_weight, hs[-1]))
         return self._combine(hs)
 
     def _combine(self, hs) -> Tensor:

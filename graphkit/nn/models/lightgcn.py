@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding
 
+from graphkit.utils.sparse import csr_spmm, symmetric_spmm
 from graphkit.nn.models.mf import MF  # noqa: F401  (MF lived here; old imports keep working)
 from graphkit.nn.models.recommender import (_EmbeddingRecommender, as_interaction_pairs, check_ids,
                                             check_triples, hardest_candidates, register_recommender)
@@ -52,52 +53,6 @@ def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items
         adj = torch.sparse_coo_tensor(torch.stack([row, col]), torch.cat([w, w]), (n, n),
                                       check_invariants=False)
         return adj.coalesce().to_sparse_csr()
-
-
-def csr_matmul(adj: Tensor, x: Tensor) -> Tensor:
-    r"""``adj @ x`` for a sparse CSR ``adj`` ``[M, N]`` and a dense ``x`` ``[N, F]``.
-
-    Runs as a weighted :func:`torch.nn.functional.embedding_bag` (``mode="sum"``, one bag per
-    row, the CSR row pointers as offsets, the non-zeros as per-sample weights). On CPU that
-    kernel is vectorised over the feature dimension and threaded over rows, and it writes its
-    output once; torch's CSR ``@`` zero-fills and copies its result around the product. On a
-    Gowalla-sized graph (1.6M non-zeros, ``F = 64``) this is about 1.4x faster on one thread.
-    Falls back to ``adj @ x`` for anything the kernel does not take (non-floating ``x``, other
-    layouts, graphs being compiled).
-    """
-    if adj.layout != torch.sparse_csr or x.dim() != 2 or not x.is_floating_point() \
-            or torch.compiler.is_compiling():
-        return adj @ x
-    if adj.size(1) != x.size(0):
-        raise ValueError(f"cannot multiply a {tuple(adj.shape)} sparse matrix with a {tuple(x.shape)} matrix")
-    if not torch.is_grad_enabled():  # lets torch pick its forward-only kernel
-        x = x.detach()
-    return F.embedding_bag(adj.col_indices(), x.contiguous(), adj.crow_indices(), mode="sum",
-                           per_sample_weights=adj.values().to(x.dtype), include_last_offset=True)
-
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ X`` for a symmetric sparse ``A``; the backward pass reuses ``A`` as its own transpose.
-
-    PyTorch's generic sparse backward builds ``A^T`` (a CSR transpose) on every call; for the
-    symmetric normalised adjacency that work is unnecessary.
-    """
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj = adj
-        return csr_matmul(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, csr_matmul(ctx.adj, grad)
-
-
-def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """Multiply a symmetric sparse matrix with a dense one (see :class:`_SymmetricSpMM`)."""
-    if torch.compiler.is_compiling():  # keep graphs traceable: autograd handles the transpose
-        return adj @ x
-    return _SymmetricSpMM.apply(adj, x)
 
 
 def _row_slice(adj: Tensor, rows: Tensor) -> Tensor:
@@ -211,7 +166,7 @@ class _LayerMeanRows(torch.autograd.Function):
     :math:`G + \hat{A}(G + \hat{A}(G + \dots))`: the innermost :math:`\hat{A} G =
     \hat{A}_{:, R} G` is a product with the columns ``R`` only (:func:`_columns_matmul`),
     followed by ``K - 1`` full products, and adding :math:`G` touches the rows ``R`` only. All
-    products are weighted ``embedding_bag`` calls (:func:`csr_matmul`); a gather /
+    products are weighted ``embedding_bag`` calls (:func:`~graphkit.utils.csr_spmm`); a gather /
     ``index_add_`` over the same non-zeros is several times slower on CPU. Products run in the
     node order of ``graph`` (:class:`_Propagation`). The function also returns the layer-0
     rows ``X[R]``, so that a penalty on them adds its gradient in the same backward instead of
@@ -228,14 +183,14 @@ class _LayerMeanRows(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         acc = x0.clone()
         if num_layers == 1:
-            acc += csr_matmul(_row_slice(graph.adj, rows), x)
+            acc += csr_spmm(_row_slice(graph.adj, rows), x)
         elif num_layers > 1:
-            h = csr_matmul(graph.enter, x)
+            h = csr_spmm(graph.enter, x)
             acc += h.index_select(0, rows_p)
             for _ in range(num_layers - 2):
-                h = csr_matmul(graph.inner, h)
+                h = csr_spmm(graph.inner, h)
                 acc += h.index_select(0, rows_p)
-            acc += csr_matmul(_row_slice(graph.inner, rows_p), h)
+            acc += csr_spmm(_row_slice(graph.inner, rows_p), h)
         if num_layers > 0:
             acc.div_(num_layers + 1)
         return acc, x0
@@ -255,8 +210,8 @@ class _LayerMeanRows(torch.autograd.Function):
         else:
             y = _columns_matmul(graph.inner, rows_p, g)  # A G, G supported on rows
             for _ in range(K - 2):
-                y = csr_matmul(graph.inner, y.index_add_(0, rows_p, g))
-            total = csr_matmul(graph.inner, y.index_add_(0, rows_p, g))
+                y = csr_spmm(graph.inner, y.index_add_(0, rows_p, g))
+            total = csr_spmm(graph.inner, y.index_add_(0, rows_p, g))
             if graph.inv_perm is not None:  # back to id order
                 total = total.index_select(0, graph.inv_perm)
         return total.index_add_(0, rows, direct), None, None, None

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 import torch
 from torch import Tensor
 
-from graphkit._ranking import PairIndex, topk_ties_by_index
+from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
 __all__ = ["Recommender", "register_recommender", "list_recommenders", "get_recommender",
            "create_recommender", "recommender_name"]

@@ -2,7 +2,8 @@ import torch
 import pytest
 
 from graphkit.nn.models import MF, LightGCN
-from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency, symmetric_spmm
+from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
+from graphkit.utils import symmetric_spmm
 
 
 def small_graph():
@@ -129,19 +130,6 @@ def test_loss_gradient_equals_autograd_through_full_propagation(num_layers):
     ref.backward()
     assert torch.allclose(model.loss(users, pos, neg), ref, atol=1e-6)
     assert torch.allclose(fast, w.grad, atol=1e-6)
-
-
-def test_csr_matmul_matches_dense_with_empty_rows_and_is_differentiable():
-    from graphkit.nn.models.lightgcn import csr_matmul
-
-    dense = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [1.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
-    x = torch.randn(3, 5, requires_grad=True)
-    out = csr_matmul(dense.to_sparse_csr(), x)
-    assert torch.allclose(out, dense @ x)
-    out.sum().backward()
-    assert torch.allclose(x.grad, dense.t() @ torch.ones(4, 5))
-    with pytest.raises(ValueError, match="cannot multiply"):
-        csr_matmul(dense.to_sparse_csr(), torch.randn(4, 5))
 
 
 def test_locality_order_changes_nothing_but_the_speed():
