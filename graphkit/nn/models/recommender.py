@@ -112,7 +112,7 @@ class Recommender(torch.nn.Module):
     gradient descent, :meth:`loss` and :meth:`reset_parameters`); it gets from this class:
 
     * :meth:`recommend` — top-``k`` items per user in blocks of users, the training items
-      masked, ties broken by ascending item id (:func:`graphkit._ranking.topk_ties_by_index`,
+      masked, ties broken by ascending item id (:func:`graphkit.utils.topk_ties_by_index`,
       the same rule as the full-ranking evaluation);
     * :attr:`model_args` — the constructor arguments as a JSON-able dict, read from the
       attributes named like the ``__init__`` parameters, so ``type(m)(**m.model_args)``
@@ -244,7 +244,7 @@ class Recommender(torch.nn.Module):
         return getattr(self, "train_edge_index", None)
 
     def _seen_index(self, where: str = "recommend") -> PairIndex:
-        """The training pairs as a :class:`~graphkit._ranking.PairIndex` on the model's device
+        """The training pairs as a :class:`~graphkit.utils.PairIndex` on the model's device
         (built once per graph and device)."""
         device = self._device()
         cached = self._seen

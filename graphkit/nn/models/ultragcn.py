@@ -368,7 +368,7 @@ class UltraGCN(Recommender):
         """Boolean mask: ``items[b, n]`` is a training item of ``users[b]``.
 
         Up to ``_DENSE_SEEN_LIMIT`` user x item cells a dense bitmap answers (about 11x faster
-        than the binary search of :class:`~graphkit._ranking.PairIndex` for 1024 x 200 queries
+        than the binary search of :class:`~graphkit.utils.PairIndex` for 1024 x 200 queries
         on an Electronics-sized graph); above it, the shared :meth:`PairIndex.contains`.
         """
         device = self.train_col.device
