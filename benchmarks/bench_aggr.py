@@ -73,8 +73,7 @@ def make_degrees(kind: str, seed: int = 0):
 def build(name: str):
     import torch_geometric.nn.aggr as pyg
 
-    from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
-                                  PoNetAggregation, SPPAggregation)
+    from graphkit.nn.aggr import AttSetsAggregation, GGeMAggregation, LCMAggregation, PoNetAggregation, SPPAggregation
     c = CHANNELS
     return {
         "pyg-sum": lambda: pyg.SumAggregation(),

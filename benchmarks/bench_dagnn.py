@@ -22,14 +22,12 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+import _report
 import torch
-
 from torch_geometric.nn import APPNP
 from torch_geometric.utils import to_undirected
 
 from graphkit.nn.conv import DAGNNConv
-
-import _report
 
 SECTION = "bench_dagnn"
 

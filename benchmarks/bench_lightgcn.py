@@ -40,10 +40,9 @@ import statistics
 import sys
 import time
 
+import _report
 import numpy as np
 import torch
-
-import _report
 
 SECTION = "bench_lightgcn"
 OURS = "graphkit (cached CSR, batch rows, symmetric backward)"
@@ -263,10 +262,10 @@ def main(argv=None) -> int:
     if args.ours_only_memory:
         return _ours_only_memory(args.dataset)
 
-    from graphkit.utils.ranking import PairIndex
     from graphkit.datasets import load
     from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency
     from graphkit.rec.sampling import sample_bpr_triples
+    from graphkit.utils.ranking import PairIndex
 
     g = load(args.dataset)
     t0 = time.perf_counter()
@@ -306,9 +305,9 @@ def _ours_only_memory(dataset: str) -> int:
     from graphkit.datasets import load
     from graphkit.engine import adam
     from graphkit.nn.models import LightGCN
-    from graphkit.utils.ranking import PairIndex
     from graphkit.rec.evaluate import DotProductScorer, full_ranking
     from graphkit.rec.sampling import sample_bpr_triples
+    from graphkit.utils.ranking import PairIndex
 
     g = load(dataset)
     model = LightGCN(g.num_users, g.num_items, 64, 3).set_graph(g.train)

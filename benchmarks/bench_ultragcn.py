@@ -34,11 +34,10 @@ import statistics
 import sys
 import time
 
+import _report
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import _report
 
 SECTION = "bench_ultragcn"
 

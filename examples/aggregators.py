@@ -50,22 +50,26 @@ from typing import Dict, List
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from torch.nn import BatchNorm1d, Dropout, Embedding, GELU, Linear, ReLU, Sequential
-
 import torch_geometric.nn.aggr as pyg_aggr
+from torch import Tensor
+from torch.nn import GELU, BatchNorm1d, Dropout, Embedding, Linear, ReLU, Sequential
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GINConv
 from torch_geometric.transforms import OneHotDegree
 from torch_geometric.utils import degree
 
 from graphkit import datasets
-from graphkit.engine import (PatienceStop, resolve_device, run_many, seed_everything,
-                             train_graph_classifier, write_result_record)
+from graphkit.engine import (
+    PatienceStop,
+    resolve_device,
+    run_many,
+    seed_everything,
+    train_graph_classifier,
+    write_result_record,
+)
 from graphkit.engine.args import apply_threads, example_parser
 from graphkit.evaluate import accuracy
-from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
-                              PoNetAggregation, SPPAggregation)
+from graphkit.nn.aggr import AttSetsAggregation, GGeMAggregation, LCMAggregation, PoNetAggregation, SPPAggregation
 
 TU_DATASETS = ["MUTAG", "PROTEINS", "NCI1", "ENZYMES", "IMDB-BINARY"]
 

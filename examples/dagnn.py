@@ -36,7 +36,8 @@ Amazon numbers come from this split. Its records are separate entries
 Every finished run is appended to ``--log`` (default ``runs/<entry id>/runs.jsonl``, or
 ``runs.jsonl`` in ``--checkpoint-dir``); rerunning with the same settings resumes after the last
 finished run (``--no-resume`` starts afresh). ``--select test`` reports the best test epoch
-instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time. PubMed needs ``ind.pubmed.allx``, which the
+instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time. PubMed needs
+``ind.pubmed.allx``, which the
 offline mirror lacks; it runs wherever the dataset can be downloaded.
 """
 from __future__ import annotations
@@ -193,8 +194,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_threads(args)
     from graphkit.datasets import load
-    from graphkit.engine import (WindowMeanStop, check_node_data, keep_freed_memory, mean_std,
-                                 resolve_device, run_many, train_node_classifier)
+    from graphkit.engine import (
+        WindowMeanStop,
+        check_node_data,
+        keep_freed_memory,
+        mean_std,
+        resolve_device,
+        run_many,
+        train_node_classifier,
+    )
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     device = resolve_device(args.device)

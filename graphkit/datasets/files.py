@@ -21,9 +21,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from graphkit.utils.progress import progress_disabled
-from graphkit.utils.io import atomic_write, atomic_write_text
 from graphkit.datasets.errors import ChecksumError, DatasetNotFoundError, UnsafeArchiveError
+from graphkit.utils.io import atomic_write, atomic_write_text
+from graphkit.utils.progress import progress_disabled
 
 __all__ = [
     "cache_dir", "search_roots", "sha256sum", "verify_file", "download_file", "safe_extract_zip",

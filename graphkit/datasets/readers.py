@@ -23,7 +23,8 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str], float_cols: Sequence[int] = ()) -> np.ndarray:
+def _read_int_table_slow(path: PathLike, min_cols: int, sep: Optional[str],
+                         float_cols: Sequence[int] = ()) -> np.ndarray:
     """Line-by-line reader: only used to find and name the offending line."""
     rows: List[List[int]] = []
     width = None
@@ -75,7 +76,8 @@ def _read_int_table(path: PathLike, min_cols: int, sep: Optional[str] = None,
         return _read_int_table_slow(path, min_cols, sep, float_cols)  # raises with the line number
 
 
-def read_interaction_pairs(path: PathLike, *, one_based: bool, sep: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+def read_interaction_pairs(path: PathLike, *, one_based: bool,
+                           sep: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Read ``user item [...]`` lines; returns 0-based ``(users, items)`` arrays."""
     table = _read_int_table(path, 2, sep)
     u, i = table[:, 0], table[:, 1]

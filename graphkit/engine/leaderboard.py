@@ -20,6 +20,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from graphkit.utils.io import atomic_write_text
+
 from .records import RecordError, higher_is_better, load_records
 
 START = "<!-- leaderboard:start -->"

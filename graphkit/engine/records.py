@@ -27,6 +27,7 @@ import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from graphkit.utils.io import atomic_write_text
+
 from .tracker import mean_std
 
 PathLike = Union[str, os.PathLike]

@@ -39,16 +39,30 @@ Planetoid-style accuracy. Best-validation tracking over runs is
 Importing this package imports torch and nothing heavier.
 """
 
-from graphkit.evaluate.classification import (accuracy, average_precision,
-                                              average_precision_by_task, macro_f1,
-                                              mean_over_tasks, micro_f1, roc_auc,
-                                              roc_auc_by_task)
+from graphkit.evaluate.classification import (
+                                              accuracy,
+                                              average_precision,
+                                              average_precision_by_task,
+                                              macro_f1,
+                                              mean_over_tasks,
+                                              micro_f1,
+                                              roc_auc,
+                                              roc_auc_by_task,
+)
 from graphkit.evaluate.link import hits_at_k, link_ranks, mrr
 from graphkit.evaluate.node import NodeClassificationEvaluator
 from graphkit.evaluate.ogb_style import Evaluator, list_evaluators
-from graphkit.evaluate.ranking import (RANKING_METRICS, f1_at_k, f1_from_precision_recall,
-                                       hit_at_k, map_at_k, mrr_at_k, ndcg_at_k, precision_at_k,
-                                       recall_at_k)
+from graphkit.evaluate.ranking import (
+                                              RANKING_METRICS,
+                                              f1_at_k,
+                                              f1_from_precision_recall,
+                                              hit_at_k,
+                                              map_at_k,
+                                              mrr_at_k,
+                                              ndcg_at_k,
+                                              precision_at_k,
+                                              recall_at_k,
+)
 from graphkit.evaluate.registry import Metric, get_metric, list_metrics
 
 __all__ = [

@@ -473,8 +473,8 @@ def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: i
     A user with fewer than ``k`` unmasked items gets masked ones last, with score ``-inf``."""
     import torch
 
-    from graphkit.utils.ranking import PairIndex, topk_ties_by_index
     from graphkit.rec.train import make_score_fn
+    from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
     device = next(model.parameters()).device
     seen = [p for p in (graph.train, graph.valid) if p is not None] if exclude_seen else []

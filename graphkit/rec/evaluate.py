@@ -26,9 +26,9 @@ from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 from graphkit.evaluate.ranking import RANKING_METRICS, f1_from_precision_recall
 from graphkit.evaluate.registry import get_metric
+from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
 ALL_METRICS = RANKING_METRICS
 

@@ -21,8 +21,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from graphkit.utils.io import atomic_write, atomic_write_text
 from graphkit.rec.data import InteractionGraph
+from graphkit.utils.io import atomic_write, atomic_write_text
 
 FORMAT_VERSION = 1
 
@@ -45,7 +45,6 @@ def _write_ids(path: pathlib.Path, ids: np.ndarray) -> None:
 def save_model_dir(out: str, model, graph: InteractionGraph, *, info: Optional[Dict[str, Any]] = None) -> pathlib.Path:
     """Write ``model`` and the id maps / interactions of ``graph`` into the directory ``out``."""
     from graphkit import __version__
-
     from graphkit.nn.models.recommender import recommender_name
 
     try:

@@ -113,7 +113,8 @@ def temporal_split(graph: InteractionGraph, test_ratio: Optional[float] = None, 
             raise ValueError(f"time_cut={time_cut} leaves no training interactions")
         meta = dict(graph.meta)
         meta["time"] = time[is_train]
-        return replace(graph, train=graph.train[:, is_train], valid=graph.train[:, is_valid] if is_valid.any() else None,
+        return replace(graph, train=graph.train[:, is_train],
+                       valid=graph.train[:, is_valid] if is_valid.any() else None,
                        test=graph.train[:, is_test], meta=meta)
     if (test_ratio is None) == (test_last_n is None):
         raise ValueError("give exactly one of test_ratio, test_last_n or time_cut")

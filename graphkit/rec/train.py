@@ -17,11 +17,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from graphkit.utils.ranking import PairIndex
 from graphkit.engine.optim import adam
 from graphkit.rec.data import InteractionGraph, data_fingerprint
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
 from graphkit.rec.sampling import sample_bpr_triples, sample_negatives
+from graphkit.utils.ranking import PairIndex
 
 
 class ResumeError(ValueError):
@@ -171,7 +171,8 @@ def fit(
             checkpoint, with ``{"path", "epochs_done", "wall_time_s", "sittings"}`` (the
             epochs and wall time of the earlier sittings, and this sitting's number).
     """
-    from graphkit.engine import JSONLLogger, progress as progress_bar
+    from graphkit.engine import JSONLLogger
+    from graphkit.engine import progress as progress_bar
     from graphkit.engine.signals import GracefulStop
 
     ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
@@ -219,7 +220,8 @@ def fit(
                 if on_eval is not None:
                     on_eval(record)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", **{monitor: f"{record[f'{select_on}_{monitor}']:.4f}"},
+                    bar.set_postfix(loss=f"{record['loss']:.4f}",
+                                    **{monitor: f"{record[f'{select_on}_{monitor}']:.4f}"},
                                     best=f"{run.best_value:.4f}@{run.best_epoch}")
             if run.ckpt_dir is not None:
                 _save(run, epoch, run.ckpt_dir / "last.pt")

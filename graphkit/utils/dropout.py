@@ -14,7 +14,8 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     r"""Inverted dropout with a cheaper mask sampler than
     :func:`torch.nn.functional.dropout` on CPU.
 
-    Large CPU tensors draw their mask as 16-bit integers from NumPy's PCG64 bit generator (raw 64-bit words split in four), seeded
+    Large CPU tensors draw their mask as 16-bit integers from NumPy's PCG64 bit generator
+    (raw 64-bit words split in four), seeded
     from torch's global generator (so :func:`torch.manual_seed` still makes runs repeatable);
     the keep probability is then :math:`1 - \lceil 65536 p \rceil / 65536` (off from
     :math:`1 - p` by less than :math:`2 \cdot 10^{-5}`) and kept entries are scaled by its

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Callable, IO, Union
+from typing import IO, Callable, Union
 
 PathLike = Union[str, os.PathLike]
 

@@ -30,7 +30,8 @@ def _params():
             marks.append(pytest.mark.skipif(__import__("importlib").util.find_spec("rdkit") is None,
                                             reason=f"{n} needs rdkit (pip install rdkit)"))
         if n in HEAVY:
-            marks.append(pytest.mark.skipif(not RUN_HEAVY, reason=f"{n}: slow processing; set GRAPHKIT_TEST_HEAVY_DATA=1"))
+            marks.append(pytest.mark.skipif(
+                not RUN_HEAVY, reason=f"{n}: slow processing; set GRAPHKIT_TEST_HEAVY_DATA=1"))
         out.append(pytest.param(n, marks=marks, id=n))
     return out
 

@@ -17,7 +17,8 @@ def test_temporal_csv_remaps_ids_and_keeps_order(tmp_path):
 def test_temporal_csv_out_of_order_names_the_line(tmp_path):
     p = tmp_path / "ml_bad.csv"
     p.write_text(",u,i,ts,label,idx\n0,1,2,10.0,0,1\n1,2,3,20.0,0,2\n2,3,1,15.0,0,3\n")
-    with pytest.raises(ValueError, match=r"ml_bad\.csv: timestamps must be non-decreasing, but line 4 has t=15\.0 after t=20\.0"):
+    with pytest.raises(ValueError, match=r"ml_bad\.csv: timestamps must be non-decreasing, "
+                                         r"but line 4 has t=15\.0 after t=20\.0"):
         readers.read_temporal_csv(p)
 
 

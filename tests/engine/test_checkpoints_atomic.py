@@ -6,8 +6,14 @@ import pytest
 import torch
 
 import graphkit.utils.io as gio
-from graphkit.engine import (Checkpointer, get_rng_state, load_checkpoint, save_checkpoint,
-                             seed_everything, set_rng_state)
+from graphkit.engine import (
+    Checkpointer,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 
 
 def _trained():

@@ -7,8 +7,7 @@ import sys
 import pytest
 import torch
 
-from graphkit.engine import (all_reduce_mean, barrier, get_rank, get_world_size,
-                             init_distributed, is_main_process)
+from graphkit.engine import all_reduce_mean, barrier, get_rank, get_world_size, init_distributed, is_main_process
 
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

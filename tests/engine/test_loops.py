@@ -9,8 +9,16 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GCNConv, global_add_pool
 
-from graphkit.engine import (PatienceStop, WindowMeanStop, fit, node_metrics, run_many,
-                             seed_everything, train_graph_classifier, train_node_classifier)
+from graphkit.engine import (
+    PatienceStop,
+    WindowMeanStop,
+    fit,
+    node_metrics,
+    run_many,
+    seed_everything,
+    train_graph_classifier,
+    train_node_classifier,
+)
 
 
 def scripted(values, key="val_loss", **extra):

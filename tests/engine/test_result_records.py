@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphkit.engine import (RecordError, check_record, load_record, load_records,
-                             validate_record, write_result_record)
+from graphkit.engine import RecordError, check_record, load_record, load_records, validate_record, write_result_record
 from graphkit.engine.records import current_command, is_valid_metric_name
 
 

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphkit.evaluate import (Evaluator, accuracy, average_precision_by_task, macro_f1,
-                               micro_f1, roc_auc_by_task)
+from graphkit.evaluate import Evaluator, accuracy, average_precision_by_task, macro_f1, micro_f1, roc_auc_by_task
 
 
 def test_f1_single_label_by_hand():

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphkit.evaluate import (Evaluator, NodeClassificationEvaluator, accuracy,
-                               average_precision, roc_auc)
+from graphkit.evaluate import Evaluator, NodeClassificationEvaluator, accuracy, average_precision, roc_auc
 from graphkit.rec.evaluate import full_ranking
 
 NAN, INF = float("nan"), float("inf")

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from graphkit.evaluate import (Evaluator, NodeClassificationEvaluator, accuracy,
-                               average_precision, list_evaluators, roc_auc)
+from graphkit.evaluate import (
+    Evaluator,
+    NodeClassificationEvaluator,
+    accuracy,
+    average_precision,
+    list_evaluators,
+    roc_auc,
+)
 
 ogb = pytest.importorskip("ogb")
 from ogb.graphproppred import Evaluator as OGBGraph  # noqa: E402

@@ -3,8 +3,16 @@ import math
 import pytest
 import torch
 
-from graphkit.evaluate import (f1_at_k, f1_from_precision_recall, hit_at_k, map_at_k, mrr_at_k,
-                               ndcg_at_k, precision_at_k, recall_at_k)
+from graphkit.evaluate import (
+    f1_at_k,
+    f1_from_precision_recall,
+    hit_at_k,
+    map_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
 
 # user 0: hits at ranks 1 and 3 of 2 relevant; user 1: rank 4 of 3; user 2: none of 1
 HITS = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], dtype=torch.bool)

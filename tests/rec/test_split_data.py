@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphkit.rec.data import from_dataframe, read_interactions
 from graphkit.rec.split import describe, holdout_validation, random_split, temporal_split

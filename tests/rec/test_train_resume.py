@@ -82,8 +82,9 @@ def test_first_sigint_finishes_the_epoch_checkpoints_and_returns(tmp_path):
 
 def test_fit_with_negative_candidates_trains_on_both_samplers():
     import pytest
-    from graphkit.utils.ranking import PairIndex
+
     from graphkit.rec.sampling import sample_bpr_triples
+    from graphkit.utils.ranking import PairIndex
 
     g = tiny_graph()
     index = PairIndex(g.train, 30, 40)

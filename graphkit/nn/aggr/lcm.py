@@ -6,9 +6,16 @@ from torch import Tensor
 from torch.nn import GRUCell, Linear, Parameter
 from torch_geometric.nn.aggr import Aggregation
 
-from graphkit.nn.aggr._lcm_tree import (_BufferPool, _Lease, _LCMLevel, _new_planes,
-                                        _PlanCache, _TreePlan, _gru_pair_gates,
-                                        _split_weights)
+from graphkit.nn.aggr._lcm_tree import (
+    _BufferPool,
+    _gru_pair_gates,
+    _LCMLevel,
+    _Lease,
+    _new_planes,
+    _PlanCache,
+    _split_weights,
+    _TreePlan,
+)
 from graphkit.nn.aggr._utils import check_inputs
 
 

@@ -6,7 +6,6 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 from torch.nn import Linear, Module
-
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor, to_torch_csr_tensor

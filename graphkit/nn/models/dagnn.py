@@ -4,7 +4,6 @@ from __future__ import annotations
 import weakref
 from typing import Any, Dict, Optional
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -9,10 +9,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding
 
-from graphkit.utils.sparse import csr_spmm, symmetric_spmm
 from graphkit.nn.models.mf import MF  # noqa: F401  (MF lived here; old imports keep working)
-from graphkit.nn.models.recommender import (_EmbeddingRecommender, as_interaction_pairs, check_ids,
-                                            check_triples, hardest_candidates, register_recommender)
+from graphkit.nn.models.recommender import (
+    _EmbeddingRecommender,
+    as_interaction_pairs,
+    check_ids,
+    check_triples,
+    hardest_candidates,
+    register_recommender,
+)
+from graphkit.utils.sparse import csr_spmm, symmetric_spmm
 
 
 def bipartite_normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int,

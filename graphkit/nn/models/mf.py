@@ -8,8 +8,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding
 
-from graphkit.nn.models.recommender import (_EmbeddingRecommender, as_interaction_pairs, check_triples,
-                                            hardest_candidates, register_recommender)
+from graphkit.nn.models.recommender import (
+    _EmbeddingRecommender,
+    as_interaction_pairs,
+    check_triples,
+    hardest_candidates,
+    register_recommender,
+)
 
 
 @register_recommender("mf")

@@ -5,8 +5,7 @@ from torch.nn import Linear
 from torch_geometric.nn import GINConv, global_add_pool
 from torch_geometric.nn.aggr import AttentionalAggregation, PowerMeanAggregation
 
-from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
-                              PoNetAggregation, SPPAggregation)
+from graphkit.nn.aggr import AttSetsAggregation, GGeMAggregation, LCMAggregation, PoNetAggregation, SPPAggregation
 
 INDEX = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3, 3])  # group 1 is empty
 

@@ -4,9 +4,7 @@ import pytest
 import torch
 from torch_geometric.loader import DataLoader
 
-from graphkit.nn.aggr import (AttSetsAggregation, GGeMAggregation, LCMAggregation,
-                              PoNetAggregation, SPPAggregation)
-
+from graphkit.nn.aggr import AttSetsAggregation, GGeMAggregation, LCMAggregation, PoNetAggregation, SPPAggregation
 
 
 def reference(aggr, x, index, dim_size):

@@ -1,5 +1,5 @@
-import torch
 import pytest
+import torch
 
 from graphkit.nn.models import MF, LightGCN
 from graphkit.nn.models.lightgcn import bipartite_normalized_adjacency

@@ -5,8 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from graphkit.nn.models import (LightGCN, MF, Recommender, UltraGCN, create_recommender, get_recommender,
-                                list_recommenders, recommender_name, register_recommender)
+from graphkit.nn.models import (
+    MF,
+    LightGCN,
+    Recommender,
+    UltraGCN,
+    create_recommender,
+    get_recommender,
+    list_recommenders,
+    recommender_name,
+    register_recommender,
+)
 from graphkit.nn.models import recommender as rec_module
 
 U, I = 6, 40  # 40 items: wide enough for ties to span several columns

@@ -289,7 +289,8 @@ def test_torch_compile():
 
 
 @pytest.mark.skipif(not os.environ.get("GRAPHKIT_DATA")
-                    or not (pathlib.Path(os.environ.get("GRAPHKIT_DATA", "")) / "UltraGCN/electronics/train.txt").exists(),
+                    or not (pathlib.Path(os.environ.get("GRAPHKIT_DATA", ""))
+                            / "UltraGCN/electronics/train.txt").exists(),
                     reason="GRAPHKIT_DATA unset or UltraGCN/electronics missing from the mirror")
 def test_real_data_electronics_constraint():
     from graphkit.rec import read_user_item_lists
