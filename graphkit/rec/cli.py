@@ -27,7 +27,12 @@ MODEL_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "lightgcn": dict(lr=1e-3, batch_size=2048, embedding_dim=64, sampler="user"),
     "mf": dict(lr=1e-3, batch_size=2048, embedding_dim=64, sampler="user"),
     "ultragcn": dict(lr=1e-3, batch_size=1024, embedding_dim=64, sampler="epoch"),
+    # graph filters: nothing to train (no epochs, learning rate or embeddings)
+    "gfcf": dict(trainable=False),
+    "bspm": dict(trainable=False),
+    "polyfilter": dict(trainable=False),
 }
+FILTER_MODELS = ("gfcf", "bspm", "polyfilter")
 
 
 def _positive_int(text: str) -> int:
@@ -101,6 +106,10 @@ def add_parser(subparsers) -> None:
     ultra = t.add_argument_group("UltraGCN (--model ultragcn; defaults: the paper's ML-1M settings)")
     for flag, dest, kind, text in ULTRAGCN_FLAGS:
         ultra.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    filt = t.add_argument_group("graph filters (--model gfcf | bspm | polyfilter; no training: defaults "
+                                "are the papers' Gowalla settings)")
+    for flag, dest, kind, text, models in FILTER_FLAGS:
+        filt.add_argument(flag, dest=dest, type=kind, default=None, help=f"{text} [{', '.join(models)}]")
     out = t.add_argument_group("output")
     out.add_argument("--out", required=True, help="model directory to write")
     out.add_argument("--no-resume", action="store_true", help="ignore a checkpoint left in --out")
@@ -236,11 +245,53 @@ ULTRAGCN_FLAGS = [
 ]
 
 
+def _coefficients(text: str) -> List[float]:
+    try:
+        return [float(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,2,-1, got {text!r}") from None
+
+
+# flag, dest, type, help, models taking it
+FILTER_FLAGS = [
+    ("--alpha", "alpha", float, "weight of the ideal low-pass term (GF-CF 0.3)", ("gfcf",)),
+    ("--rank", "rank", int, "singular vectors of the ideal low-pass filter (GF-CF 256, BSPM 448)",
+     ("gfcf", "bspm")),
+    ("--beta", "beta", float, "weight of the ideal term (BSPM 0.2)", ("bspm",)),
+    ("--merge", "merge", str, "early or late merge of the ideal term (BSPM early)", ("bspm",)),
+    ("--sharpen-time", "sharpen_time", float, "terminal time of the sharpening ODE (2.5)", ("bspm",)),
+    ("--sharpen-steps", "sharpen_steps", int, "solver steps of the sharpening ODE (1)", ("bspm",)),
+    ("--sharpen-solver", "sharpen_solver", str, "euler or rk4 (rk4)", ("bspm",)),
+    ("--coefficients", "coefficients", _coefficients, "polynomial coefficients c0,c1,... of the "
+     "normalised item-item matrix (0,2,-1)", ("polyfilter",)),
+    ("--memory-budget-mb", "memory_budget_mb", float, "scoring memory budget in MB (1024)", FILTER_MODELS),
+    ("--item-item", "item_item", str, "auto, sparse or dense item-item products (auto)", FILTER_MODELS),
+]
+
+
+def _model_settings(args) -> Dict[str, Any]:
+    """The model-specific flags given on the command line, checked against ``--model``."""
+    given = {dest: getattr(args, dest) for _, dest, _, _ in ULTRAGCN_FLAGS if getattr(args, dest) is not None}
+    if given and args.model != "ultragcn":
+        flags = ", ".join(f for f, dest, _, _ in ULTRAGCN_FLAGS if dest in given)
+        raise ValueError(f"{flags}: UltraGCN settings given with --model {args.model}")
+    for flag, dest, _, _, models in FILTER_FLAGS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if args.model not in models:
+            raise ValueError(f"{flag} applies to --model {' / '.join(models)}, not {args.model}")
+        given[dest] = value
+    return given
+
+
 def build_model(name: str, num_users: int, num_items: int, *, embedding_dim: int, num_layers: int = 3,
                 reg_weight: float = 1e-4, extra: Optional[Dict[str, Any]] = None):
     """The registered recommender ``name`` built from the command line's settings."""
     from graphkit.nn.models import create_recommender
 
+    if name in FILTER_MODELS:  # training-free: no embeddings
+        return create_recommender(name, num_users, num_items, **(extra or {}))
     kwargs = {"lightgcn": dict(num_layers=num_layers, reg_weight=reg_weight),
               "mf": dict(reg_weight=reg_weight)}.get(name, extra or {})
     return create_recommender(name, num_users, num_items, embedding_dim=embedding_dim, **kwargs)
@@ -313,20 +364,19 @@ def _plot_curve(history: List[Dict[str, Any]], monitor: str, path: pathlib.Path)
 
 def cmd_train(args) -> int:
     _apply_threads(args)
-    extra = {dest: getattr(args, dest) for _, dest, _, _ in ULTRAGCN_FLAGS
-             if getattr(args, dest) is not None}
-    if extra and args.model != "ultragcn":
-        flags = ", ".join(f for f, dest, _, _ in ULTRAGCN_FLAGS if dest in extra)
-        return _fail(f"{flags}: UltraGCN settings given with --model {args.model}")
+    try:
+        extra = _model_settings(args)
+    except ValueError as exc:
+        return _fail(str(exc))
     from graphkit.engine import resolve_device, seed_everything
     from graphkit.rec.io import save_model_dir
     from graphkit.rec.split import describe
     from graphkit.rec.train import ResumeError, fit
 
     defaults = MODEL_DEFAULTS[args.model]
-    lr = args.lr if args.lr is not None else defaults["lr"]
-    batch_size = args.batch_size or defaults["batch_size"]
-    dim = args.embedding_dim or defaults["embedding_dim"]
+    lr = args.lr if args.lr is not None else defaults.get("lr")
+    batch_size = args.batch_size or defaults.get("batch_size")
+    dim = args.embedding_dim or defaults.get("embedding_dim")
     monitor = args.monitor or f"recall@{args.k[0]}"
     try:
         graph, split, notes = _load_training_graph(args)
@@ -362,7 +412,8 @@ def cmd_train(args) -> int:
               "selected on the test part")
     t0 = time.time()
     try:
-        result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr, sampler=defaults["sampler"],
+        result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr,
+                     sampler=defaults.get("sampler", "user"),
                      negative_candidates=args.negative_candidates, eval_every=args.eval_every,
                      patience=args.patience, ks=tuple(args.k), monitor=monitor,
                      select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
@@ -385,7 +436,10 @@ def cmd_train(args) -> int:
     if result.sittings > 1:
         timing += (f" over {result.sittings} sittings (this one: {result.epochs_run - result.resumed_from} "
                    f"epochs, {time.time() - t0:.1f} s)")
-    print(f"best epoch {result.best_epoch + 1} (selected on {select_on} {monitor}); {timing}")
+    if not getattr(model, "trainable", True):
+        print(f"graph filter prepared and evaluated in {result.wall_time_s:.1f} s (nothing to train)")
+    else:
+        print(f"best epoch {result.best_epoch + 1} (selected on {select_on} {monitor}); {timing}")
     if result.test:
         print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result.test.items() if "@" in k))
     print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
@@ -473,10 +527,10 @@ def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: i
     A user with fewer than ``k`` unmasked items gets masked ones last, with score ``-inf``."""
     import torch
 
-    from graphkit.rec.train import make_score_fn
+    from graphkit.rec.train import _model_device, make_score_fn
     from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
-    device = next(model.parameters()).device
+    device = _model_device(model)
     seen = [p for p in (graph.train, graph.valid) if p is not None] if exclude_seen else []
     index = PairIndex(torch.cat(seen, dim=1).to(device), graph.num_users, graph.num_items, device) if seen else None
     tops, values = [], []

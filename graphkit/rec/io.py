@@ -110,6 +110,8 @@ def load_model_dir(path: str, device: Optional[str] = None) -> Tuple[Any, Intera
                              item_ids=item_ids, name=meta.get("dataset", "interactions"))
     if device is not None:
         model = model.to(device)
-    model.set_graph(graph.train.to(next(model.parameters()).device))
+    from graphkit.rec.train import _model_device
+
+    model.set_graph(graph.train.to(_model_device(model)))
     model.eval()
     return model, graph, meta

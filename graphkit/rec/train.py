@@ -94,7 +94,26 @@ def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Seque
 
 
 def _model_device(model) -> torch.device:
-    return next(model.parameters()).device
+    """The device of the model's parameters, or of its buffers for a model without parameters."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _fit_training_free(model, graph: InteractionGraph, ks: Sequence[int], select_on: str,
+                       eval_batch_size: int) -> FitResult:
+    """Prepare a training-free model (``trainable = False``: a graph filter) on ``graph.train``
+    and evaluate it; there are no epochs, so nothing is selected or checkpointed."""
+    t0 = time.perf_counter()
+    model.set_graph(graph.train.to(_model_device(model)))
+    valid = evaluate_model(model, graph, "valid", ks, batch_size=eval_batch_size) \
+        if graph.valid is not None else {}
+    test = evaluate_model(model, graph, "test", ks, batch_size=eval_batch_size) \
+        if graph.test is not None else None
+    return FitResult(best_epoch=0, best_valid=valid, test=test, epochs_run=0,
+                     wall_time_s=time.perf_counter() - t0, selected_on=select_on)
 
 
 def fit(
@@ -175,6 +194,8 @@ def fit(
     from graphkit.engine import progress as progress_bar
     from graphkit.engine.signals import GracefulStop
 
+    if not getattr(model, "trainable", True):
+        return _fit_training_free(model, graph, tuple(ks), select_on, eval_batch_size)
     ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
                          select_on=select_on, monitor=monitor, ks=ks)
     device = _model_device(model)

@@ -195,3 +195,37 @@ def test_threads_flag_sets_torch_threads(model_dir, capsys):
     with pytest.raises(SystemExit):
         main(["rec", "evaluate", "--model-dir", str(model_dir), "--threads", "0"])
     assert "--threads: must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,flags", [("gfcf", ["--rank", "4", "--alpha", "0.3"]),
+                                        ("bspm", ["--rank", "4", "--sharpen-steps", "2"]),
+                                        ("polyfilter", ["--coefficients", "0,2,-1"])])
+def test_graph_filters_train_evaluate_and_recommend_without_training(events, tmp_path, capsys, name, flags):
+    out = tmp_path / name
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--time-col", "ts", "--model", name, *flags, "--out", str(out), "--no-progress"]) == 0
+    assert "nothing to train" in capsys.readouterr().out
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["model"] == name and meta["epochs_run"] == 0
+    # the two taste clusters are recovered without any training
+    assert meta["test_metrics"]["recall@20"] > 0.5
+    model, graph, _ = load_model_dir(str(out))
+    assert not model.trainable
+    assert main(["rec", "evaluate", "--model-dir", str(out), "--k", "20", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["recall@20"] == pytest.approx(meta["test_metrics"]["recall@20"], abs=1e-6)
+    recs = tmp_path / f"{name}.csv"
+    assert main(["rec", "recommend", "--model-dir", str(out), "--users", "u0", "--k", "5",
+                 "--out", str(recs)]) == 0
+    items = pd.read_csv(recs)["item"].tolist()
+    assert len(items) == 5 and all(i.startswith("A") for i in items)
+
+
+def test_filter_flags_are_checked_against_the_model(events, tmp_path, capsys):
+    code = main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "lightgcn", "--rank", "8", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--rank applies to --model gfcf / bspm, not lightgcn" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+              "--model", "polyfilter", "--coefficients", "1,x", "--out", str(tmp_path / "y")])
+    assert "expected comma-separated numbers" in capsys.readouterr().err

@@ -1,21 +1,33 @@
 """Complete models built from graphkit's operators."""
 
+from graphkit.nn.models.bspm import BSPM
 from graphkit.nn.models.dagnn import DAGNN
+from graphkit.nn.models.gf_cf import GFCF
 from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN, LocalAugmentationCVAE
-from graphkit.nn.models.recommender import (Recommender, create_recommender, get_recommender,
-                                            list_recommenders, recommender_name, register_recommender)
-from graphkit.nn.models.mf import MF
 from graphkit.nn.models.lightgcn import LightGCN
+from graphkit.nn.models.mf import MF
+from graphkit.nn.models.poly_filter import PolyFilter
+from graphkit.nn.models.recommender import (
+    Recommender,
+    create_recommender,
+    get_recommender,
+    list_recommenders,
+    recommender_name,
+    register_recommender,
+)
 from graphkit.nn.models.ultragcn import UltraGCN
 
 __all__ = [
+    "BSPM",
     "DAGNN",
+    "GFCF",
     "LAGAT",
     "LAGCN",
     "LAGNN",
     "LocalAugmentationCVAE",
     "LightGCN",
     "MF",
+    "PolyFilter",
     "Recommender",
     "UltraGCN",
     "create_recommender",

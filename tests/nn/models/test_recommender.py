@@ -54,7 +54,7 @@ def test_registry_lists_and_builds_the_builtin_models():
     model = create_recommender("lightgcn", 3, 4, embedding_dim=8, num_layers=1)
     assert type(model) is LightGCN and (model.num_users, model.embedding_dim, model.num_layers) == (3, 8, 1)
     assert recommender_name(model) == "lightgcn" and recommender_name(UltraGCN) == "ultragcn"
-    with pytest.raises(ValueError, match=r"unknown recommender 'bpr'; known: \['lightgcn'"):
+    with pytest.raises(ValueError, match=r"unknown recommender 'bpr'; known: \[.*'lightgcn'"):
         get_recommender("bpr")
     with pytest.raises(TypeError, match=r"create_recommender\('mf'\): unexpected arguments \['num_layers'\]"):
         create_recommender("mf", 3, 4, num_layers=2)
