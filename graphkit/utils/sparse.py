@@ -20,8 +20,8 @@ def csr_spmm(adj: Tensor, x: Tensor) -> Tensor:
     Runs as a weighted :func:`torch.nn.functional.embedding_bag` (``mode="sum"``, one bag per
     row, the CSR row pointers as offsets, the non-zeros as per-sample weights). On CPU that
     kernel is vectorised over the feature dimension and threaded over rows, and it writes its
-    output once; torch's CSR ``@`` zero-fills and copies its result around the product. On a
-    Gowalla-sized graph (1.6M non-zeros, ``F = 64``) this is about 1.4x faster on one thread.
+    output once; torch's CSR ``@`` zero-fills and copies its result around the product, which
+    makes it slower on CPU (``benchmarks/bench_lightgcn.py``).
     Falls back to ``adj @ x`` for anything the kernel does not take (non-floating ``x``, other
     layouts, graphs being compiled).
     """
