@@ -14,8 +14,13 @@ class LocalAugmentation(BaseTransform):
     r"""Draws ``num_samples`` feature matrices from a trained
     :class:`~graphkit.nn.models.LocalAugmentationCVAE` (`"Local Augmentation for Graph Neural
     Networks" <https://arxiv.org/abs/2109.03856>`_, Liu et al., ICML 2022) and stores them as
-    ``data[attr]`` with shape :math:`(S, N, F)`, ready for
+    ``data[attr]`` node-first, with shape :math:`(N, S, F)`, ready for
     ``LAGNN(...)(data.x, data.edge_index, x_aug=data.x_aug)``.
+
+    Node-first storage makes ``data[attr]`` a node-level attribute like ``data.x``: PyG's
+    batching (:class:`~torch_geometric.data.Batch`), :meth:`~torch_geometric.data.Data.subgraph`
+    and neighbour-sampling loaders slice and concatenate it along the node dimension, so row
+    :math:`i` of every generated matrix stays aligned with ``data.x[i]``.
 
     .. math::
         \hat{\mathbf{X}}_s = \mathrm{rownorm}\left(p_\theta(\cdot \mid \mathbf{z}_s,
@@ -36,7 +41,8 @@ class LocalAugmentation(BaseTransform):
 
     Shapes:
         - **input:** ``data.x`` :math:`(N, F)`
-        - **output:** ``data[attr]`` :math:`(S, N, F)`
+        - **output:** ``data[attr]`` :math:`(N, S, F)`; ``data[attr][:, s]`` is sample
+          :math:`s`
     """
 
     def __init__(self, generator: LocalAugmentationCVAE, num_samples: int = 1,

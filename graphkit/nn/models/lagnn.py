@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, Module, ModuleList
-
 from torch_geometric.nn import GATConv, GCNConv
 
 from graphkit.nn.models.dagnn import fast_dropout
@@ -180,24 +179,29 @@ class LocalAugmentationCVAE(Module):
     @torch.no_grad()
     def generate(self, x: Tensor, num_samples: int = 1, normalize: bool = True,
                  generator: Optional[torch.Generator] = None) -> Tensor:
-        r"""Draws ``num_samples`` generated feature matrices :math:`(S, N, F)` conditioned on
-        every node's features ``x`` (row-normalised if :obj:`normalize`)."""
+        r"""Draws ``num_samples`` generated feature matrices conditioned on every node's
+        features ``x`` (row-normalised if :obj:`normalize`), stacked node-first as
+        :math:`(N, S, F)` so that PyG slices, batches and subgraphs them like ``x``
+        (``out[:, s]`` is sample :math:`s`)."""
         _check_features(x, "LocalAugmentationCVAE.generate")
         if x.size(1) != self.in_channels:
             raise ValueError(f"LocalAugmentationCVAE.generate: 'x' has {x.size(1)} features but "
                              f"the generator was built with in_channels={self.in_channels}")
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"LocalAugmentationCVAE.generate: 'num_samples' must be a positive "
+                             f"int (got {num_samples!r})")
         # The conditional half of the decoder's first layer is shared by all samples.
         w_z = self.dec.weight[:, :self.latent_channels]
         cond = x @ self.dec.weight[:, self.latent_channels:].t() + self.dec.bias
-        out = []
-        for _ in range(num_samples):
+        out = x.new_empty(x.size(0), num_samples, x.size(1))
+        for s in range(num_samples):
             z = torch.randn(x.size(0), self.latent_channels, generator=generator,
                             device=x.device if generator is None else generator.device
                             ).to(x.device, x.dtype)
             h = F.relu(z @ w_z.t() + cond)
             xs = torch.sigmoid(self.dec_out(h))
-            out.append(row_normalize(xs) if normalize else xs)
-        return torch.stack(out, dim=0)
+            out[:, s] = row_normalize(xs) if normalize else xs
+        return out
 
     def save(self, path: PathLike) -> pathlib.Path:
         r"""Writes ``<path>.pt`` (``state_dict``) and ``<path>.json`` (arguments), each
@@ -287,7 +291,7 @@ class LAGNN(Module):
         gen = LocalAugmentationCVAE(F)       # or LocalAugmentationCVAE.load(path)
         gen.fit(x_raw, edge_index)           # (centre, neighbour) pairs of the edges
         model = LAGNN([GCNConv(F, 8) for _ in range(2)], GCNConv(16, C))
-        x_aug = gen.generate(x_raw)          # [1, N, F], row-normalised
+        x_aug = gen.generate(x_raw)          # [N, 1, F], row-normalised
         out = model(x, edge_index, x_aug=x_aug)
 
     Args:
@@ -302,7 +306,8 @@ class LAGNN(Module):
     Shapes:
         - **input:** node features :math:`(N, F)`, edge indices :math:`(2, E)` (or any
           adjacency the layers take), ``x_aug``: :math:`c` tensors :math:`(N, F)` or one
-          :math:`(c, N, F)` tensor
+          node-first :math:`(N, c, F)` tensor (as :meth:`LocalAugmentationCVAE.generate` and
+          :class:`~graphkit.transforms.LocalAugmentation` produce)
         - **output:** :math:`(N, C)` (whatever ``head`` returns)
     """
 
@@ -328,6 +333,12 @@ class LAGNN(Module):
 
     def forward(self, x: Tensor, edge_index, x_aug: Union[Sequence[Tensor], Tensor, None] = None
                 ) -> Tensor:
+        if isinstance(x_aug, Tensor):
+            if x_aug.dim() != 3 or x_aug.size(0) != x.size(0):
+                raise ValueError(f"LAGNN: a tensor 'x_aug' must be node-first [num_nodes, "
+                                 f"num_generated, num_features] = [{x.size(0)}, {self.concat}, "
+                                 f"{x.size(-1)}] (got shape {tuple(x_aug.shape)})")
+            x_aug = x_aug.unbind(1)
         xs = [x] + (list(x_aug) if x_aug is not None else [])
         if len(xs) != len(self.branches):
             raise ValueError(f"LAGNN: expected {self.concat} generated feature matrices in "
@@ -363,7 +374,8 @@ class LAGCN(LAGNN):
             (default: :obj:`False`)
 
     Shapes:
-        - **input:** :math:`(N, F)`, :math:`(2, E)`, ``x_aug`` :math:`c \times (N, F)`
+        - **input:** :math:`(N, F)`, :math:`(2, E)`, ``x_aug`` :math:`c \times (N, F)` or
+          :math:`(N, c, F)`
         - **output:** logits :math:`(N, C)`
     """
 
@@ -413,7 +425,8 @@ class LAGAT(LAGNN):
         negative_slope (float, optional): LeakyReLU slope of the attention. (default: :obj:`0.2`)
 
     Shapes:
-        - **input:** :math:`(N, F)`, :math:`(2, E)`, ``x_aug`` :math:`c \times (N, F)`
+        - **input:** :math:`(N, F)`, :math:`(2, E)`, ``x_aug`` :math:`c \times (N, F)` or
+          :math:`(N, c, F)`
         - **output:** logits :math:`(N, C)`
     """
 

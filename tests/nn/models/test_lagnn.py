@@ -26,8 +26,8 @@ def test_cvae_fit_generate_save_load(tmp_path):
     losses = gen.fit(x, ei, epochs=15, batch_size=32, lr=0.01)
     assert len(losses) == 15 and losses[-1] < losses[0]  # the ELBO improves
     out = gen.generate(x, num_samples=3)
-    assert out.shape == (3, 40, 10)
-    assert torch.allclose(out.sum(-1), torch.ones(3, 40), atol=1e-5)  # row-normalised
+    assert out.shape == (40, 3, 10)  # node-first, like x
+    assert torch.allclose(out.sum(-1), torch.ones(40, 3), atol=1e-5)  # row-normalised
     raw = gen.generate(x, num_samples=1, normalize=False)
     assert ((raw > 0) & (raw < 1)).all()
     path = gen.save(tmp_path / "gen")
@@ -40,7 +40,7 @@ def test_cvae_fit_generate_save_load(tmp_path):
     # generate() shares the conditional part; it equals decode() with the same z
     z = torch.randn(40, 4, generator=torch.Generator().manual_seed(6))
     manual = gen.decode(z, x)
-    via = gen.generate(x, normalize=False, generator=torch.Generator().manual_seed(6))[0]
+    via = gen.generate(x, normalize=False, generator=torch.Generator().manual_seed(6))[:, 0]
     assert torch.allclose(manual, via, atol=1e-6)
 
 
@@ -99,7 +99,7 @@ def test_lagcn_with_concat_zero_is_plain_gcn():
 def test_lagcn_lagat_forward_backward_and_plug_in():
     torch.manual_seed(2)
     x, ei = _graph()
-    x_aug = torch.rand(2, 40, 10)
+    x_aug = torch.rand(40, 2, 10)
     for model in (LAGCN(10, 8, 3, concat=2), LAGAT(10, 4, 3, heads=2, concat=2)):
         out = model(x, ei, x_aug=x_aug)
         assert out.shape == (40, 3)
@@ -113,7 +113,23 @@ def test_lagcn_lagat_forward_backward_and_plug_in():
     assert repr(LAGAT(10, 4, 3, heads=2)) == "LAGAT(10, 4, 3, heads=2, concat=1)"
     # wrapping an existing backbone: its first layer per input + the rest
     wrapped = LAGNN([GCNConv(10, 4) for _ in range(2)], GCNConv(8, 3))
-    assert wrapped(x, ei, x_aug=[x_aug[0]]).shape == (40, 3)
+    assert wrapped(x, ei, x_aug=[x_aug[:, 0]]).shape == (40, 3)
+
+
+def test_node_first_tensor_equals_list_of_matrices():
+    torch.manual_seed(3)
+    x, ei = _graph()
+    x_aug = torch.rand(40, 2, 10)
+    model = LAGCN(10, 8, 3, concat=2).eval()
+    assert torch.allclose(model(x, ei, x_aug=x_aug),
+                          model(x, ei, x_aug=[x_aug[:, 0], x_aug[:, 1]]), atol=1e-6)
+    gen = LocalAugmentationCVAE(10, 8, 2)
+    one = gen.generate(x, 3, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    parts = [gen.generate(x, 1, generator=g)[:, 0] for _ in range(3)]
+    assert torch.equal(one, torch.stack(parts, dim=1))  # same stream, sample by sample
+    with pytest.raises(ValueError, match="'num_samples'"):
+        gen.generate(x, 0)
 
 
 def test_lagnn_bad_input():
@@ -125,36 +141,19 @@ def test_lagnn_bad_input():
         model(x, ei, x_aug=[x, x])
     with pytest.raises(ValueError, match=r"x_aug\[0\]' has shape \(40, 9\)"):
         model(x, ei, x_aug=[torch.rand(40, 9)])
+    with pytest.raises(ValueError, match="node-first"):  # sample-first (c, N, F) layout
+        LAGCN(10, 8, 3, concat=2)(x, ei, x_aug=torch.rand(2, 40, 10))
     with pytest.raises(ValueError, match="'concat' must be a non-negative int"):
         LAGCN(10, 8, 3, concat=-1)
     with pytest.raises(ValueError, match="'act'"):
         LAGNN([GCNConv(10, 4)], GCNConv(4, 3), act="tanh")
 
 
-def test_local_augmentation_transform():
-    from torch_geometric.data import Data
-
-    from graphkit.transforms import LocalAugmentation
-
-    x, ei = _graph()
-    gen = LocalAugmentationCVAE(10, 8, 2)
-    t = LocalAugmentation(gen, num_samples=2, seed=0)
-    assert repr(t) == "LocalAugmentation(num_samples=2, attr='x_aug')"
-    d1, d2 = t(Data(x=x, edge_index=ei)), t(Data(x=x, edge_index=ei))
-    assert d1.x_aug.shape == (2, 40, 10) and torch.equal(d1.x_aug, d2.x_aug)
-    out = LAGCN(10, 4, 3, concat=2)(d1.x, d1.edge_index, x_aug=d1.x_aug)
-    assert out.shape == (40, 3)
-    with pytest.raises(ValueError, match="no node features"):
-        t(Data(edge_index=ei, num_nodes=40))
-    with pytest.raises(TypeError, match="LocalAugmentationCVAE"):
-        LocalAugmentation(object())
-
-
 def test_lagnn_takes_csr_original_features():
     torch.manual_seed(4)
     x, ei = _graph()
     x = row_normalize(x * (torch.rand_like(x) < 0.2))
-    x_aug = torch.rand(1, 40, 10)
+    x_aug = torch.rand(40, 1, 10)
     for model in (LAGCN(10, 8, 3, concat=1), LAGAT(10, 4, 3, heads=2, concat=1)):
         model.eval()
         assert torch.allclose(model(x.to_sparse_csr(), ei, x_aug=x_aug),
