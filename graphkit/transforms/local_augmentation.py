@@ -7,7 +7,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from graphkit.nn.models.lagnn import LocalAugmentationCVAE
+from graphkit.nn.models.lagnn_cvae import LocalAugmentationCVAE
 
 
 class LocalAugmentation(BaseTransform):

@@ -3,7 +3,8 @@
 from graphkit.nn.models.bspm import BSPM
 from graphkit.nn.models.dagnn import DAGNN
 from graphkit.nn.models.gf_cf import GFCF
-from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN, LocalAugmentationCVAE
+from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN
+from graphkit.nn.models.lagnn_cvae import LocalAugmentationCVAE
 from graphkit.nn.models.lightgcn import LightGCN
 from graphkit.nn.models.mf import MF
 from graphkit.nn.models.poly_filter import PolyFilter
