@@ -39,7 +39,6 @@ log under ``--checkpoint-dir``); a run cut by ``--time-budget`` keeps its best e
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -151,7 +150,10 @@ def build(args, in_channels: int, num_classes: int, augmented: bool):
 
 
 def load_data(args, device) -> Dict[str, Any]:
+    from torch_geometric.data import Data
+
     from graphkit.datasets import load
+    from graphkit.engine.loops import check_node_data
 
     dataset = load(args.dataset, root=args.root)
     data = dataset[0]
@@ -163,12 +165,12 @@ def load_data(args, device) -> Dict[str, Any]:
         # Bag-of-words features: the original-feature branch runs on CSR (dropout on the stored
         # values, sparse-dense product), several times cheaper than on the dense matrix.
         x = x.to_sparse_csr()
-    masks = tuple(m.to(device) for m in (data.train_mask, data.val_mask, data.test_mask))
-    for name, m in zip(("train", "valid", "test"), masks):
-        if not bool(m.any()):
-            raise ValueError(f"{name} mask is empty")
-    return dict(x_raw=x_raw, x=x, y=data.y.view(-1).to(device),
-                edge_index=data.edge_index.to(device), masks=masks,
+    graph = Data(x=x, edge_index=data.edge_index.to(device), y=data.y.view(-1).to(device),
+                 train_mask=data.train_mask.to(device), val_mask=data.val_mask.to(device),
+                 test_mask=data.test_mask.to(device))
+    check_node_data(graph, int(dataset.num_classes))  # labels and non-empty masks
+    return dict(x_raw=x_raw, x=x, y=graph.y, edge_index=graph.edge_index, graph=graph,
+                masks=(graph.train_mask, graph.val_mask, graph.test_mask),
                 num_classes=int(dataset.num_classes))
 
 
@@ -215,6 +217,8 @@ class Augmenter:
         self.best, scorer = None, None
         if self.args.cvae_select == "gcn-valid":
             scorer = self._pretrained_gcn()
+        from graphkit.evaluate import accuracy
+
         _, val_mask, _ = self.data["masks"]
 
         def callback(epoch: int, loss: float) -> None:
@@ -223,7 +227,7 @@ class Augmenter:
                 with torch.no_grad():
                     feats = self.gen.generate(self.data["x_raw"], 1)[:, 0]
                     pred = scorer(feats, self.data["edge_index"]).argmax(-1)
-                acc = (pred[val_mask] == self.data["y"][val_mask]).float().mean().item() * 100
+                acc = 100.0 * accuracy(pred, self.data["y"], val_mask)
                 msg += f", GCN validation accuracy on generated features {acc:.2f}"
                 if self.best is None or acc > self.best[0]:
                     state = {k: v.detach().clone() for k, v in self.gen.state_dict().items()}
@@ -234,7 +238,7 @@ class Augmenter:
     def _pretrained_gcn(self):
         args, d = self.args, self.data
         model = build(args, d["x"].size(1), d["num_classes"], False).to(self.device)
-        train_run(model, d["x"], d["edge_index"], d["y"], d["masks"], args, None)
+        train_run(model, d["graph"], args, None)
         model.eval()
         return model
 
@@ -253,44 +257,38 @@ class Augmenter:
         return {"plain": None, "consistency": self.original, "la": self.generated}[arm]
 
 
-def train_run(model, x, edge_index, y, masks, args, augment) -> Dict[str, Any]:
-    """``augment()`` returns a list of ``concat`` extra-branch inputs, or None (plain)."""
-    train_mask, val_mask, test_mask = masks
+def train_run(model, data, args, augment) -> Dict[str, Any]:
+    """One run of one arm on ``graphkit.engine.loops``: ``augment()`` returns a list of
+    ``concat`` extra-branch inputs, or is None (plain). The best epoch is the one with the
+    lowest validation loss; ``--patience`` epochs without improvement end the run."""
+    from graphkit.engine.loops import PatienceStop, node_metrics, node_step, train_node_classifier
+
     model.reset_parameters()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    best_val_loss, best = math.inf, None
-    epoch, t0 = 0, time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        if args.patience and best is not None and epoch - best["epoch"] > args.patience:
-            epoch -= 1
-            break
-        if args.time_budget and best is not None and time.perf_counter() - t0 > args.time_budget:
-            epoch -= 1
-            break
-        model.train()
-        opt.zero_grad()
-        if augment is None:
-            loss = F.cross_entropy(model(x, edge_index)[train_mask], y[train_mask])
-        else:
-            outs = [model(x, edge_index, x_aug=augment()) for _ in range(args.samples)]
-            loss = sum(F.cross_entropy(o[train_mask], y[train_mask]) for o in outs) / len(outs)
-            loss = loss + args.lam * consistency_loss(outs, args.tem)
-        loss.backward()
-        opt.step()
 
-        model.eval()
-        with torch.no_grad():
-            out = model(x, edge_index) if augment is None else model(x, edge_index,
-                                                                     x_aug=augment())
-            val_loss = F.cross_entropy(out[val_mask], y[val_mask]).item()
-            pred = out.argmax(-1)
-        if val_loss < best_val_loss:
-            best_val_loss = val_loss
-            best = dict(epoch=epoch, val_loss=val_loss,
-                        val_acc=(pred[val_mask] == y[val_mask]).float().mean().item() * 100,
-                        test_acc=(pred[test_mask] == y[test_mask]).float().mean().item() * 100)
-    best["epochs_run"] = epoch
-    return best
+    def forward(m, d):
+        return m(d.x, d.edge_index) if augment is None else m(d.x, d.edge_index, x_aug=augment())
+
+    def step(m, d, o) -> float:
+        if augment is None:
+            return node_step(m, d, o)
+        m.train()
+        o.zero_grad()
+        outs = [forward(m, d) for _ in range(args.samples)]
+        loss = sum(F.cross_entropy(out[d.train_mask], d.y[d.train_mask]) for out in outs) / len(outs)
+        loss = loss + args.lam * consistency_loss(outs, args.tem)
+        loss.backward()
+        o.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(m, d):
+        m.eval()
+        return node_metrics(forward(m, d), d)
+
+    stop = PatienceStop(args.patience, "val_loss") if args.patience else None
+    return train_node_classifier(model, data, opt, args.epochs, step=step, evaluate=evaluate,
+                                 select="val_loss", stop=stop, time_budget=args.time_budget)
 
 
 def run_seed(args, data, aug: Augmenter, run: int, settings, device) -> Dict[str, Any]:
@@ -304,8 +302,7 @@ def run_seed(args, data, aug: Augmenter, run: int, settings, device) -> Dict[str
         seed_everything(seed)
         model = build(args, data["x"].size(1), data["num_classes"], arm != "plain").to(device)
         t0 = time.perf_counter()
-        rec[arm] = train_run(model, data["x"], data["edge_index"], data["y"], data["masks"],
-                             args, aug.inputs(arm))
+        rec[arm] = train_run(model, data["graph"], args, aug.inputs(arm))
         rec[arm]["time_s"] = time.perf_counter() - t0
     return rec
 
