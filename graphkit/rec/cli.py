@@ -88,8 +88,13 @@ def add_parser(subparsers) -> None:
     model.add_argument("--embedding-dim", type=_positive_int)
     model.add_argument("--num-layers", type=int, default=3, help="LightGCN propagation layers (default 3)")
     model.add_argument("--epochs", type=_positive_int, default=1000)
-    model.add_argument("--batch-size", type=_positive_int)
+    model.add_argument("--batch-size", type=_positive_int,
+                       help="training pairs per step (LightGCN default: chosen from the data size, see --max-memory)")
     model.add_argument("--lr", type=float)
+    model.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                       help="memory training may take, in GB (default: what the system has available); LightGCN "
+                            "checks its recipe's estimate against it before training, and full-ranking evaluation "
+                            "scores users in blocks of at most 512 MB (or 1/8 of this)")
     model.add_argument("--reg-weight", type=float, default=1e-4)
     model.add_argument("--negative-candidates", type=_positive_int, default=1,
                        help="LightGCN / MF: train on the hardest of this many sampled negatives "
@@ -393,6 +398,14 @@ def cmd_train(args) -> int:
         if unseen:
             print(f"note: {unseen} {part} pairs involve items never seen in training (kept; they rank on "
                   "untrained embeddings)")
+    try:
+        recipe, eval_memory = _training_recipe(args, graph, dim)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if recipe is not None:
+        print(recipe.describe())
+        batch_size = args.batch_size or recipe.batch_size
+        lr = args.lr if args.lr is not None else recipe.lr
     seed_everything(args.seed)
     if args.negative_candidates > 1 and args.model == "ultragcn":
         return _fail("--negative-candidates applies to lightgcn and mf; UltraGCN draws its own "
@@ -419,7 +432,7 @@ def cmd_train(args) -> int:
                      select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                      seed=args.seed, log_path=str(out / "history.jsonl"),
                      progress=False if args.no_progress else None, time_budget_s=args.time_budget,
-                     on_resume=_print_resume)
+                     on_resume=_print_resume, eval_memory_budget=eval_memory)
     except ResumeError as exc:  # the checkpoint in --out belongs to another run
         return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the data and settings of "
                      f"that run, or with --no-resume (starts afresh, overwriting it) or another --out")
@@ -444,6 +457,32 @@ def cmd_train(args) -> int:
         print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result.test.items() if "@" in k))
     print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
     return 0
+
+
+def _training_recipe(args, graph, dim: int):
+    """LightGCN's recipe for the data size (:func:`graphkit.rec.train.scale_recipe`; ``None`` for
+    other models) and the evaluation's score-block budget in bytes. Raises ``ValueError`` when
+    the budget is not a positive size or the recipe's memory estimate exceeds it."""
+    from graphkit.nn.models.recommender import DEFAULT_SCORE_MEMORY
+    from graphkit.rec.train import PAPER_BATCH_SIZE, PAPER_LR, ScaleRecipe, available_memory, scale_recipe
+
+    if args.max_memory is not None and not args.max_memory > 0:
+        raise ValueError(f"--max-memory must be a positive number of GB, got {args.max_memory}")
+    budget = int(args.max_memory * 2 ** 30) if args.max_memory is not None else available_memory()
+    eval_memory = DEFAULT_SCORE_MEMORY if budget is None else min(DEFAULT_SCORE_MEMORY, budget // 8)
+    if eval_memory < 4 * graph.num_items:
+        raise ValueError(f"--max-memory {args.max_memory} GB leaves {eval_memory} bytes for a block of scores, less "
+                         f"than one user's row ({graph.num_items} items x 4 bytes)")
+    if args.model != "lightgcn":
+        return None, eval_memory
+    recipe = scale_recipe(graph.num_train, graph.num_users, graph.num_items, embedding_dim=dim,
+                          memory_budget=budget, score_memory=eval_memory)
+    if args.batch_size is not None or args.lr is not None:  # the user's settings win
+        batch = args.batch_size or PAPER_BATCH_SIZE
+        recipe = ScaleRecipe("as given", batch, args.lr if args.lr is not None else PAPER_LR,
+                             -(-graph.num_train // batch), batch / PAPER_BATCH_SIZE, recipe.estimated_bytes,
+                             budget)
+    return recipe, eval_memory
 
 
 def _print_resume(info: Dict[str, Any]) -> None:
@@ -527,9 +566,11 @@ def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: i
     A user with fewer than ``k`` unmasked items gets masked ones last, with score ``-inf``."""
     import torch
 
+    from graphkit.nn.models.recommender import score_block_rows
     from graphkit.rec.train import _model_device, make_score_fn
     from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
+    batch_size = score_block_rows(graph.num_items, None, batch_size, where="rec recommend")  # bounded by bytes
     device = _model_device(model)
     seen = [p for p in (graph.train, graph.valid) if p is not None] if exclude_seen else []
     index = PairIndex(torch.cat(seen, dim=1).to(device), graph.num_users, graph.num_items, device) if seen else None

@@ -1,7 +1,9 @@
 r"""Exact full-ranking evaluation of recommenders.
 
-Every user with at least one held-out item is scored against **all** items, in blocks of
-``batch_size`` users so that memory stays at ``batch_size x num_items`` floats. Items the user
+Every user with at least one held-out item is scored against **all** items, in blocks bounded
+by bytes: a block holds as many users as fit in ``memory_budget`` bytes of float32 scores
+(default 512 MiB, :func:`~graphkit.nn.models.recommender.score_block_rows`), and at most
+``batch_size``, so memory stays flat however many items there are. Items the user
 interacted with in the ``exclude`` parts (training, and validation at test time) are masked
 before ranking. One top-``max(ks)`` pass yields every metric at every cut-off.
 
@@ -28,6 +30,7 @@ from torch import Tensor
 
 from graphkit.evaluate.ranking import RANKING_METRICS, f1_from_precision_recall
 from graphkit.evaluate.registry import get_metric
+from graphkit.nn.models.recommender import DEFAULT_SCORE_MEMORY, score_block_rows  # noqa: F401
 from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
 ALL_METRICS = RANKING_METRICS
@@ -93,6 +96,7 @@ def topk_hits(
     batch_size: int = 2048,
     device: Optional[torch.device] = None,
     users: Optional[Tensor] = None,
+    memory_budget: Optional[int] = None,
 ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
     r"""The full-ranking pass: ranks all items for every user with held-out items, in blocks,
     and yields each block's top-``k`` hit matrix, the input of the
@@ -110,6 +114,7 @@ def topk_hits(
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if k > num_items:
         raise ValueError(f"the largest cut-off K={k} exceeds the number of items ({num_items})")
+    batch_size = score_block_rows(num_items, memory_budget, batch_size, where="full_ranking")
     test = _check_pairs("test", test, num_users, num_items)
     excl = [_check_pairs(f"exclude[{i}]", e, num_users, num_items)
             for i, e in enumerate(exclude) if e is not None]
@@ -167,6 +172,7 @@ def full_ranking(
     device: Optional[torch.device] = None,
     users: Optional[Tensor] = None,
     return_per_user: bool = False,
+    memory_budget: Optional[int] = None,
 ) -> Dict[str, float]:
     r"""Rank all items for every user with held-out items and compute top-K metrics.
 
@@ -186,14 +192,18 @@ def full_ranking(
         ks (sequence of int): cut-offs. (default: ``(20,)``)
         metrics (sequence of str): any of ``recall, ndcg, precision, hit, mrr, map, f1``
             (the :mod:`graphkit.evaluate.ranking` metrics).
-        batch_size (int): users scored per block; memory is ``batch_size x num_items``.
-            (default: ``2048``)
+        batch_size (int, optional): at most this many users per block (``None``: as many as
+            ``memory_budget`` allows). (default: ``2048``)
         device (torch.device, optional): where masking and ranking run; defaults to the
             device of the first score block.
         users (torch.Tensor, optional): restrict evaluation to these users (those without
             held-out items are still skipped).
         return_per_user (bool): also return ``"users"`` and per-user values under
             ``"per_user"`` (a dict of tensors). (default: ``False``)
+        memory_budget (int, optional): bytes one block of float32 scores may take; the block
+            holds ``memory_budget // (4 * num_items)`` users (at most ``batch_size``). Smaller
+            than one user's row is a :class:`ValueError` raised before any scoring.
+            (default: ``DEFAULT_SCORE_MEMORY``, 512 MiB)
 
     Returns:
         dict: ``{"recall@20": ..., "ndcg@20": ..., ..., "num_users": n}``.
@@ -205,7 +215,7 @@ def full_ranking(
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive integers, got {ks}")
     blocks = topk_hits(score_fn, num_users, num_items, test, exclude, ks[-1], batch_size,
-                       device, users)
+                       device, users, memory_budget)
 
     # Per-user metrics are summed over blocks; f1@K is derived from the averaged precision and
     # recall at the end (ranking.f1_at_k), so those two are summed when f1 is asked for.

@@ -58,6 +58,111 @@ class FitResult:
                                               "selected_on", "stopped_early", "interrupted")}
 
 
+#: The paper recipe of LightGCN: batch 2048, Adam lr 1e-3.
+PAPER_BATCH_SIZE, PAPER_LR = 2048, 1e-3
+#: The scaled recipe keeps an epoch at most this many optimisation steps.
+# Above 2048 x 1024 training pairs (about 2.1 M) the batch grows with the data. The paper datasets
+# (ML-1M, Gowalla, Yelp2018: 0.8 to 1.2 M pairs) keep the paper recipe, whose figures are verified.
+MAX_STEPS_PER_EPOCH = 1024
+_GB = 1 << 30
+
+
+@dataclass
+class ScaleRecipe:
+    r"""The training recipe :func:`scale_recipe` picks for a data size.
+
+    ``name`` is ``"paper"`` (batch 2048, lr 1e-3) or ``"scaled"``; ``scale`` is the batch
+    multiple of the paper's; ``estimated_bytes`` the memory training is expected to take.
+    """
+
+    name: str
+    batch_size: int
+    lr: float
+    steps_per_epoch: int
+    scale: int
+    estimated_bytes: int
+    memory_budget: Optional[int] = None
+
+    def describe(self) -> str:
+        """One line for the command's output."""
+        text = (f"recipe: {self.name} (batch {self.batch_size}, lr {self.lr:.3g}, {self.steps_per_epoch} steps "
+                f"per epoch")
+        if self.name == "scaled":
+            text += (f"; {self.scale}x the paper batch so that an epoch costs {MAX_STEPS_PER_EPOCH} full-graph "
+                     f"propagations at most, lr x sqrt({self.scale})")
+        text += f"; estimated training memory {self.estimated_bytes / _GB:.2f} GB"
+        if self.memory_budget is not None:
+            text += f" of {self.memory_budget / _GB:.1f} GB"
+        return text + ")"
+
+
+def lightgcn_memory_estimate(num_train: int, num_users: int, num_items: int, embedding_dim: int = 64,
+                             batch_size: int = PAPER_BATCH_SIZE, score_memory: Optional[int] = None) -> int:
+    r"""Bytes LightGCN training with :func:`fit` takes, roughly: ``150`` bytes per training pair
+    (the pairs, their index, three CSR copies of the normalised adjacency for the locality
+    order) plus ten ``[U + I, F]`` float32 tables (weights, gradient, two Adam moments,
+    propagation buffers), the batch, and one evaluation score block."""
+    from graphkit.nn.models.recommender import DEFAULT_SCORE_MEMORY
+
+    nodes = num_users + num_items
+    return int(150 * num_train + 40 * nodes * embedding_dim + 64 * batch_size * embedding_dim
+               + (DEFAULT_SCORE_MEMORY if score_memory is None else score_memory))
+
+
+def available_memory() -> Optional[int]:
+    """Bytes the system can give without swapping (``MemAvailable``), ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def scale_recipe(num_train: int, num_users: int, num_items: int, *, embedding_dim: int = 64,
+                 max_steps_per_epoch: int = MAX_STEPS_PER_EPOCH, memory_budget: Optional[int] = None,
+                 score_memory: Optional[int] = None) -> ScaleRecipe:
+    r"""The LightGCN recipe for ``num_train`` training pairs, with an epoch cost linear in them.
+
+    Every LightGCN step propagates over the whole graph, :math:`O(E)`; with the paper's batch
+    of 2048 an epoch has :math:`E / 2048` steps, so it costs :math:`O(E^2)`. Up to
+    ``2048 * max_steps_per_epoch`` pairs the paper recipe is kept (batch 2048, lr 1e-3).
+    Above, the batch is the paper's times :math:`m = \lceil E / (2048 \cdot
+    \text{max\_steps\_per\_epoch}) \rceil`, so an epoch has at most ``max_steps_per_epoch``
+    steps and costs :math:`O(E)`, and the learning rate is scaled by :math:`\sqrt{m}` (the
+    square-root rule for Adam, which keeps the update noise of a step comparable).
+
+    Args:
+        num_train (int): training pairs :math:`E`.
+        num_users (int): users.
+        num_items (int): items.
+        embedding_dim (int): embedding size (for the memory estimate). (default: ``64``)
+        max_steps_per_epoch (int): steps above which the batch grows. (default: ``1024``)
+        memory_budget (int, optional): bytes training may take; an estimate above it is a
+            :class:`ValueError` raised before any training.
+        score_memory (int, optional): the evaluation's score-block budget in bytes.
+    """
+    for name, value in (("num_train", num_train), ("num_users", num_users), ("num_items", num_items),
+                        ("max_steps_per_epoch", max_steps_per_epoch)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"scale_recipe: {name} must be a positive integer, got {value!r}")
+    scale = max(1, math.ceil(num_train / (PAPER_BATCH_SIZE * max_steps_per_epoch)))
+    batch = PAPER_BATCH_SIZE * scale
+    recipe = ScaleRecipe(name="paper" if scale == 1 else "scaled", batch_size=batch,
+                         lr=PAPER_LR * math.sqrt(scale), steps_per_epoch=math.ceil(num_train / batch), scale=scale,
+                         estimated_bytes=lightgcn_memory_estimate(num_train, num_users, num_items, embedding_dim,
+                                                                  batch, score_memory),
+                         memory_budget=memory_budget)
+    if memory_budget is not None and recipe.estimated_bytes > memory_budget:
+        raise ValueError(f"{num_train} training pairs ({num_users} users, {num_items} items, dim {embedding_dim}) "
+                         f"need about {recipe.estimated_bytes / _GB:.1f} GB to train LightGCN, more than the "
+                         f"{memory_budget / _GB:.1f} GB budget; free memory, raise the budget, or use a smaller "
+                         f"embedding or a sample of the data")
+    return recipe
+
+
 def make_score_fn(model) -> Callable[[Tensor], Tensor]:
     """Propagate once and return a block scorer ``users -> [B, num_items]``.
 
@@ -72,10 +177,13 @@ def make_score_fn(model) -> Callable[[Tensor], Tensor]:
 
 @torch.no_grad()
 def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Sequence[int] = (20,),
-                   metrics: Optional[Sequence[str]] = None, batch_size: int = 2048) -> Dict[str, float]:
+                   metrics: Optional[Sequence[str]] = None, batch_size: Optional[int] = 2048,
+                   memory_budget: Optional[int] = None) -> Dict[str, float]:
     r"""Full-ranking metrics of ``model`` on ``graph.<part>``.
 
     Training items are always masked; for ``part="test"`` validation items are masked too.
+    Blocks of users hold at most ``batch_size`` users and ``memory_budget`` bytes of scores
+    (see :func:`~graphkit.rec.evaluate.full_ranking`).
     """
     target = getattr(graph, part)
     if target is None:
@@ -88,7 +196,7 @@ def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Seque
         kwargs = {} if metrics is None else {"metrics": tuple(metrics)}
         return full_ranking(make_score_fn(model), graph.num_users, graph.num_items, target.to(device),
                             exclude=[e.to(device) for e in exclude], ks=ks, batch_size=batch_size,
-                            device=device, **kwargs)
+                            device=device, memory_budget=memory_budget, **kwargs)
     finally:
         model.train(was_training)
 
@@ -103,15 +211,15 @@ def _model_device(model) -> torch.device:
 
 
 def _fit_training_free(model, graph: InteractionGraph, ks: Sequence[int], select_on: str,
-                       eval_batch_size: int) -> FitResult:
+                       eval_batch_size: int, eval_memory_budget: Optional[int] = None) -> FitResult:
     """Prepare a training-free model (``trainable = False``: a graph filter) on ``graph.train``
     and evaluate it; there are no epochs, so nothing is selected or checkpointed."""
     t0 = time.perf_counter()
     model.set_graph(graph.train.to(_model_device(model)))
-    valid = evaluate_model(model, graph, "valid", ks, batch_size=eval_batch_size) \
-        if graph.valid is not None else {}
-    test = evaluate_model(model, graph, "test", ks, batch_size=eval_batch_size) \
-        if graph.test is not None else None
+    valid = evaluate_model(model, graph, "valid", ks, batch_size=eval_batch_size,
+                           memory_budget=eval_memory_budget) if graph.valid is not None else {}
+    test = evaluate_model(model, graph, "test", ks, batch_size=eval_batch_size,
+                          memory_budget=eval_memory_budget) if graph.test is not None else None
     return FitResult(best_epoch=0, best_valid=valid, test=test, epochs_run=0,
                      wall_time_s=time.perf_counter() - t0, selected_on=select_on)
 
@@ -141,6 +249,7 @@ def fit(
     on_eval: Optional[Callable[[Dict[str, Any]], None]] = None,
     graceful_stop: bool = True,
     on_resume: Optional[Callable[[Dict[str, Any]], None]] = None,
+    eval_memory_budget: Optional[int] = None,
 ) -> FitResult:
     r"""Train ``model`` on ``graph.train`` with early stopping on a held-out part.
 
@@ -181,7 +290,9 @@ def fit(
         progress (bool, optional): show tqdm bars (default: only on a terminal and outside CI).
         time_budget_s (float, optional): stop (after checkpointing) once this much wall time
             has been spent in this call.
-        eval_batch_size (int): users per scoring block. (default: ``2048``)
+        eval_batch_size (int): at most this many users per scoring block. (default: ``2048``)
+        eval_memory_budget (int, optional): bytes one block of scores may take (the block
+            follows the item count; default 512 MiB, see :func:`~graphkit.rec.evaluate.full_ranking`).
         on_eval (callable, optional): called with each evaluation record.
         graceful_stop (bool): the first Ctrl-C / SIGTERM lets the current epoch finish, then
             evaluates, checkpoints and returns (``interrupted=True``), as if the time budget had
@@ -195,7 +306,7 @@ def fit(
     from graphkit.engine.signals import GracefulStop
 
     if not getattr(model, "trainable", True):
-        return _fit_training_free(model, graph, tuple(ks), select_on, eval_batch_size)
+        return _fit_training_free(model, graph, tuple(ks), select_on, eval_batch_size, eval_memory_budget)
     ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
                          select_on=select_on, monitor=monitor, ks=ks)
     device = _model_device(model)
@@ -235,7 +346,8 @@ def fit(
             out_of_time = (time_budget_s is not None and time.time() - run.t0 >= time_budget_s) or stop.requested
             if (epoch + 1) % eval_every == 0 or epoch == epochs - 1 or out_of_time:
                 _evaluate_and_select(run, epoch, record, select_on=select_on, ks=ks, monitor=monitor,
-                                     patience=patience, eval_batch_size=eval_batch_size)
+                                     patience=patience, eval_batch_size=eval_batch_size,
+                                     eval_memory_budget=eval_memory_budget)
                 if logger is not None:
                     logger.log(**record)
                 if on_eval is not None:
@@ -255,7 +367,8 @@ def fit(
     _restore_best(run, device)
     test = None
     if graph.test is not None:
-        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size)
+        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size,
+                              memory_budget=eval_memory_budget)
     return FitResult(best_epoch=run.best_epoch, best_valid=run.best_valid, test=test, history=run.history,
                      epochs_run=epoch + 1, wall_time_s=run.elapsed(), selected_on=select_on,
                      stopped_early=run.stopped_early, interrupted=stop.requested,
@@ -402,10 +515,12 @@ def _train_epoch(run: _Run, epoch: int, *, sampler: str, batch_size: int, negati
 
 
 def _evaluate_and_select(run: _Run, epoch: int, record: Dict[str, Any], *, select_on: str, ks: Sequence[int],
-                         monitor: str, patience: int, eval_batch_size: int) -> None:
+                         monitor: str, patience: int, eval_batch_size: int,
+                         eval_memory_budget: Optional[int] = None) -> None:
     """Evaluate on the selection part, keep the model if it is the best so far, update early
     stopping, and complete ``record`` (appended to the history)."""
-    sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size)
+    sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size,
+                         memory_budget=eval_memory_budget)
     record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
     value = sel[monitor]
     if value > run.best_value:

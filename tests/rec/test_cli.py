@@ -229,3 +229,26 @@ def test_filter_flags_are_checked_against_the_model(events, tmp_path, capsys):
         main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
               "--model", "polyfilter", "--coefficients", "1,x", "--out", str(tmp_path / "y")])
     assert "expected comma-separated numbers" in capsys.readouterr().err
+
+
+def test_train_states_the_recipe_chosen_from_the_data_size(events, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "lightgcn", "--epochs", "1", "--embedding-dim", "8", "--out", str(out),
+                 "--no-progress", "--max-memory", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "recipe: paper (batch 2048, lr 0.001, 1 steps per epoch" in text and "of 2.0 GB" in text
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["train_settings"]["batch_size"] == 2048 and meta["train_settings"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("budget, message", [("0", "--max-memory must be a positive number"),
+                                             ("0.000001", "need about .* GB to train LightGCN, more than")])
+def test_train_refuses_a_budget_the_recipe_cannot_fit_before_training(events, tmp_path, capsys, budget, message):
+    import re
+    out = tmp_path / "m"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "lightgcn", "--epochs", "1", "--out", str(out), "--no-progress",
+                 "--max-memory", budget]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (out / "checkpoints").exists()

@@ -206,3 +206,58 @@ def test_full_ranking_dispatches_to_the_registry(monkeypatch):
                        metrics=("ndcg", "recall"))
     assert res["ndcg@3"] == pytest.approx(0.03) and res["ndcg@5"] == pytest.approx(0.05)
     assert 0 <= res["recall@5"] <= 1
+
+
+def _counting_scorer(user_emb, item_emb, sizes):
+    def score(users):
+        sizes.append(users.numel())
+        return user_emb[users] @ item_emb.t()
+    return score
+
+
+def test_full_ranking_blocks_are_bounded_by_bytes_and_results_do_not_change():
+    gen = torch.Generator().manual_seed(3)
+    num_users, num_items = 40, 300
+    user_emb, item_emb = torch.randn(num_users, 8, generator=gen), torch.randn(num_items, 8, generator=gen)
+    test = torch.stack([torch.randint(0, num_users, (200,), generator=gen),
+                        torch.randint(0, num_items, (200,), generator=gen)])
+    train = torch.stack([torch.randint(0, num_users, (300,), generator=gen),
+                         torch.randint(0, num_items, (300,), generator=gen)])
+    ref_sizes, sizes = [], []
+    ref = full_ranking(_counting_scorer(user_emb, item_emb, ref_sizes), num_users, num_items, test,
+                       exclude=(train,), ks=(5, 20))
+    budget = 7 * num_items * 4 + 3  # seven rows of float32 scores
+    got = full_ranking(_counting_scorer(user_emb, item_emb, sizes), num_users, num_items, test,
+                       exclude=(train,), ks=(5, 20), memory_budget=budget)
+    assert ref_sizes == [ref["num_users"]]  # default budget: one block here
+    assert max(sizes) == 7 and sum(sizes) == ref["num_users"]
+    assert all(n * num_items * 4 <= budget for n in sizes)
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], abs=1e-6)
+    # batch_size still caps the block, the budget caps it further
+    sizes.clear()
+    full_ranking(_counting_scorer(user_emb, item_emb, sizes), num_users, num_items, test,
+                 exclude=(train,), batch_size=5, memory_budget=budget)
+    assert max(sizes) == 5
+
+
+def test_full_ranking_block_memory_is_flat_as_items_grow():
+    budget = 1 << 16
+    for num_items in (100, 1000, 4000):
+        sizes = []
+        user_emb, item_emb = torch.randn(64, 4), torch.randn(num_items, 4)
+        test = torch.stack([torch.arange(64), torch.arange(64) % num_items])
+        full_ranking(_counting_scorer(user_emb, item_emb, sizes), 64, num_items, test, ks=(10,),
+                     memory_budget=budget)
+        assert max(sizes) == min(64, budget // (4 * num_items))
+        assert max(sizes) * num_items * 4 <= budget
+
+
+def test_full_ranking_budget_below_one_row_fails_before_scoring():
+    def never(users):
+        raise AssertionError("scored despite an impossible budget")
+    test = torch.tensor([[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match="smaller than one user's row of scores \\(50 items x 4 bytes = 200"):
+        full_ranking(never, 2, 50, test, ks=(5,), memory_budget=199)
+    with pytest.raises(ValueError, match="memory_budget must be a positive"):
+        full_ranking(never, 2, 50, test, ks=(5,), memory_budget=0)

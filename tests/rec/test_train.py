@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from graphkit.nn.models import LightGCN
@@ -206,3 +207,23 @@ def test_resume_on_other_data_of_the_same_size_is_refused(tmp_path):
               on_resume=seen.append)
     assert len(seen) == 1 and seen[0]["epochs_done"] == 2 and seen[0]["sittings"] == 2
     assert res.epochs_run == 3 and res.resumed_from == 2
+
+
+def test_scale_recipe_keeps_epochs_linear_in_the_data():
+    from graphkit.rec.train import MAX_STEPS_PER_EPOCH, scale_recipe
+    small = scale_recipe(500_000, 20_000, 12_500)
+    assert (small.name, small.batch_size, small.lr, small.scale) == ("paper", 2048, 1e-3, 1)
+    yelp2018 = scale_recipe(1_237_259, 31_668, 38_048)  # the paper datasets keep the paper recipe
+    assert (yelp2018.name, yelp2018.batch_size) == ("paper", 2048)
+    for n in (3_000_000, 12_800_000, 51_200_000):
+        r = scale_recipe(n, n // 20, n // 32)
+        assert r.name == "scaled" and r.steps_per_epoch <= MAX_STEPS_PER_EPOCH
+        assert r.batch_size == 2048 * r.scale and r.lr == pytest.approx(1e-3 * r.scale ** 0.5)
+        assert r.batch_size * r.steps_per_epoch >= n
+    # the estimate grows linearly with the data; a budget below it fails before training
+    a, b = scale_recipe(1_000_000, 40_000, 25_000), scale_recipe(4_000_000, 160_000, 100_000)
+    assert 3 < (b.estimated_bytes - 512 * 2 ** 20) / (a.estimated_bytes - 512 * 2 ** 20) < 5
+    with pytest.raises(ValueError, match="need about .* GB to train LightGCN, more than the 0.5 GB budget"):
+        scale_recipe(4_000_000, 160_000, 100_000, memory_budget=2 ** 29)
+    with pytest.raises(ValueError, match="num_train must be a positive integer"):
+        scale_recipe(0, 1, 1)

@@ -23,9 +23,42 @@ from torch import Tensor
 from graphkit.utils.ranking import PairIndex, topk_ties_by_index
 
 __all__ = ["Recommender", "register_recommender", "list_recommenders", "get_recommender",
-           "create_recommender", "recommender_name"]
+           "create_recommender", "recommender_name", "score_block_rows", "DEFAULT_SCORE_MEMORY"]
 
 _INTEGER_DTYPES = (torch.int64, torch.int32)
+
+#: Default bound, in bytes, on one block of user x all-item scores (recommend, full-ranking
+#: evaluation): 512 MiB fits any machine and keeps the paper datasets' blocks of 2048 users
+#: (up to 65536 items) unchanged.
+DEFAULT_SCORE_MEMORY = 512 * 2 ** 20
+
+
+def score_block_rows(num_items: int, memory_budget: Optional[int] = None, batch_size: Optional[int] = None,
+                     *, bytes_per_score: int = 4, where: str = "scoring") -> int:
+    r"""How many users to score at once so that a ``[rows, num_items]`` score block fits in
+    ``memory_budget`` bytes (default :data:`DEFAULT_SCORE_MEMORY`).
+
+    The block follows the item count: ``rows = memory_budget // (num_items * bytes_per_score)``,
+    at most ``batch_size`` when one is given. Per-row work besides the block (seen-item masks,
+    the top-``k`` chunk maxima) is about ``num_items / 16`` bytes and is covered by the
+    rounding down. A budget smaller than one user's row is a :class:`ValueError`, raised
+    before any scoring.
+    """
+    if memory_budget is None:
+        memory_budget = DEFAULT_SCORE_MEMORY
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) \
+            or not memory_budget == memory_budget or memory_budget <= 0:
+        raise ValueError(f"{where}: memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
+    row = max(int(num_items), 1) * int(bytes_per_score)
+    if memory_budget < row:
+        raise ValueError(f"{where}: memory_budget={int(memory_budget)} bytes is smaller than one user's "
+                         f"row of scores ({num_items} items x {bytes_per_score} bytes = {row} bytes); "
+                         f"give at least {row} bytes")
+    rows = int(memory_budget // row)
+    return rows if batch_size is None else min(rows, batch_size)
 
 
 def check_ids(name: str, ids: Tensor, size: int, where: str, kind: str = "") -> None:
@@ -187,11 +220,13 @@ class Recommender(torch.nn.Module):
     # ----------------------------------------------------------------- ranking
     @torch.no_grad()
     def recommend(self, users: Tensor, k: int = 20, exclude_seen: bool = True,
-                  batch_size: int = 4096, return_scores: bool = False):
+                  batch_size: Optional[int] = 4096, return_scores: bool = False,
+                  memory_budget: Optional[int] = None):
         r"""Top-``k`` item ids for each user, best first, shape ``[B, k]``.
 
-        Users are scored in blocks of ``batch_size``, so memory stays at
-        ``batch_size x num_items`` scores however many users are asked for. With
+        Users are scored in blocks bounded by bytes: at most ``batch_size`` users and at most
+        ``memory_budget`` bytes of scores (:func:`score_block_rows`), so memory stays flat
+        however many users and items there are. With
         ``exclude_seen=True`` the training interactions given to :meth:`set_graph` are
         masked; a user with fewer than ``k`` unseen items gets masked items last, with score
         ``-inf``. Ties are broken by ascending item id, as in the full-ranking evaluation.
@@ -200,9 +235,13 @@ class Recommender(torch.nn.Module):
             users (torch.Tensor): ``[B]`` user ids (integers).
             k (int): list length, in ``[1, num_items]``. (default: ``20``)
             exclude_seen (bool): mask the training items. (default: ``True``)
-            batch_size (int): users scored at once. (default: ``4096``)
+            batch_size (int, optional): at most this many users scored at once (``None``:
+                as many as the memory budget allows). (default: ``4096``)
             return_scores (bool): also return the ``[B, k]`` scores of the listed items.
                 (default: ``False``)
+            memory_budget (int, optional): bytes one block of float32 scores may take
+                (default :data:`DEFAULT_SCORE_MEMORY`, 512 MiB); smaller than one user's row
+                (``4 * num_items``) is a :class:`ValueError`.
 
         Returns:
             ``LongTensor[B, k]``, or ``(items, scores)`` with ``return_scores=True``.
@@ -210,8 +249,7 @@ class Recommender(torch.nn.Module):
         where = f"{type(self).__name__}.recommend"
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.num_items:
             raise ValueError(f"{where}: k must be an int, and k must lie in [1, {self.num_items}]; got {k!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
+        batch_size = score_block_rows(self.num_items, memory_budget, batch_size, where=where)
         device = self._device()
         users = torch.as_tensor(users, device=device)
         if users.numel() == 0:

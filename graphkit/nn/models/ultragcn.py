@@ -92,6 +92,49 @@ def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
         return _SampledDot.apply(u, weight, idx.long())
 
 
+def _top_k_of_rows(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, first_row: int, k: int,
+                   max_elements: int, out_index: np.ndarray, out_value: np.ndarray) -> None:
+    r"""Row-wise top-``k`` of a CSR matrix's positive ``values`` (columns ascending within rows),
+    ties to the lower column, written into rows ``first_row + r`` of ``out_index`` /
+    ``out_value`` (left as they are past a row's positive entries).
+
+    Rows are grouped by their number of entries, and each group is padded to a dense
+    ``[rows, width]`` block of at most about ``max_elements`` cells for a partial selection
+    (:func:`~graphkit.utils.topk_ties_by_index`), so the work follows the stored entries.
+    """
+    from graphkit.utils.ranking import topk_ties_by_index
+
+    counts = np.diff(indptr)
+    order = np.argsort(counts, kind="stable")
+    sorted_counts = counts[order]
+    p = int(np.searchsorted(sorted_counts, 1))  # rows without entries keep their padding
+    n = order.size
+    while p < n:
+        padded = np.arange(1, n - p + 1) * sorted_counts[p:]
+        q = p + max(1, int(np.searchsorted(padded, max_elements, side="right")))
+        group = order[p:q]
+        width = int(sorted_counts[q - 1])
+        cnt = torch.from_numpy(counts[group])
+        starts = torch.from_numpy(indptr[group].astype(np.int64))
+        slot = torch.arange(int(cnt.sum())) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
+        rr = torch.repeat_interleave(torch.arange(group.size), cnt)
+        src = torch.repeat_interleave(starts, cnt) + slot
+        dense = torch.full((group.size, width), -math.inf, dtype=torch.float64)
+        dense[rr, slot] = torch.from_numpy(values)[src]
+        kk = min(k, width)
+        pos = topk_ties_by_index(dense, kk)
+        val = dense.gather(1, pos)
+        within = torch.minimum(pos, (cnt - 1).unsqueeze(1))  # padding points at the row's last entry
+        col = torch.from_numpy(indices.astype(np.int64))[starts.unsqueeze(1) + within]
+        keep = val > 0  # padding (-inf) and removed diagonal entries (0)
+        r_out = torch.from_numpy(group + first_row).unsqueeze(1).expand_as(pos)
+        j_out = torch.arange(kk).unsqueeze(0).expand_as(pos)
+        # positive values come first in each row, so the kept ones fill slots 0, 1, ...
+        out_index[r_out[keep].numpy(), j_out[keep].numpy()] = col[keep].numpy()
+        out_value[r_out[keep].numpy(), j_out[keep].numpy()] = val[keep].numpy()
+        p = q
+
+
 def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: int,
                          num_neighbors: int = 10, *, keep_diagonal: bool = True,
                          max_chunk_elements: int = 1 << 24) -> Tuple[Tensor, Tensor]:
@@ -107,10 +150,17 @@ def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: in
     This is the weighting used by the authors' code (``get_ii_constraint_mat``); the diagonal
     :math:`G_{i,i} = d_i` is kept there, hence ``keep_diagonal=True`` by default.
 
-    Memory stays bounded: :math:`\mathbf{G}` is never built whole. Rows are computed in chunks
-    of at most ``max_chunk_elements // num_items`` items with a sparse product
-    :math:`\mathbf{A}_{:,\text{chunk}}^{\top}\mathbf{A}`, and only the top-:math:`K` of each row
-    is kept, so peak memory is :math:`O(\text{max\_chunk\_elements} + |I| K)`.
+    Only co-occurring items can be neighbours, so :math:`\mathbf{G}` is computed sparse, never
+    dense over all items: rows are taken in chunks whose sparse product
+    :math:`\mathbf{A}_{:,\text{chunk}}^{\top}\mathbf{A}` does at most about
+    ``max_chunk_elements`` multiply-adds (row :math:`i` costs :math:`g_i`, so the total is
+    :math:`\sum_u d_u^2`), and each row's top-:math:`K` is taken from its stored entries by
+    one sort of the chunk. Time is :math:`O(\sum_u d_u^2)` up to the sort's logarithm; memory
+    is :math:`O(\text{max\_chunk\_elements} + |I| K)`.
+
+    Ties: items of equal weight are ranked by ascending item id. The weights are exactly those
+    of a dense top-:math:`K` over :math:`\boldsymbol{\omega}_{i,:}`, and so are the neighbours
+    wherever no two items tie at the :math:`K`-th weight.
 
     Args:
         train_edge_index (torch.Tensor): Training pairs ``[2, E]`` (user, item).
@@ -119,8 +169,8 @@ def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: in
         num_neighbors (int, optional): :math:`K`. (default: :obj:`10`)
         keep_diagonal (bool, optional): Keep :math:`G_{i,i}` (the reference behaviour).
             (default: :obj:`True`)
-        max_chunk_elements (int, optional): Bound on the dense elements of one row chunk.
-            (default: :obj:`2**24`)
+        max_chunk_elements (int, optional): Bound on the multiply-adds (and so on the stored
+            co-occurrences) of one row chunk. (default: :obj:`2**24`)
 
     Returns:
         ``(neighbors, weights)``: ``LongTensor[num_items, K]`` and ``FloatTensor[num_items, K]``.
@@ -130,6 +180,8 @@ def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: in
     where = "item_item_constraint"
     if num_neighbors < 1:
         raise ValueError(f"{where}: num_neighbors must be >= 1, got {num_neighbors}")
+    if max_chunk_elements < 1:
+        raise ValueError(f"{where}: max_chunk_elements must be >= 1, got {max_chunk_elements}")
     k = min(num_neighbors, num_items)
     ei = train_edge_index.detach().cpu().long()
     row, col = ei[0].numpy(), ei[1].numpy()
@@ -137,34 +189,33 @@ def item_item_constraint(train_edge_index: Tensor, num_users: int, num_items: in
     a.sum_duplicates()
     a.data[:] = 1.0
     at = a.T.tocsr()
-    # g_i = sum_k G_ik = sum_u A_ui * d_u
+    # g_i = sum_k G_ik = sum_u A_ui * d_u  (also the cost of row i of A^T A)
     user_deg = np.asarray(a.sum(axis=1)).ravel()
     g = at @ user_deg
+    cost = g.copy()
     if not keep_diagonal:
         g = g - np.asarray(a.sum(axis=0)).ravel()  # G_ii = d_i
     with np.errstate(divide="ignore"):
         left = np.where(g > 0, np.sqrt(g + 1.0) / np.where(g > 0, g, 1.0), 0.0)
     right = 1.0 / np.sqrt(g + 1.0)
 
-    neighbors = torch.empty(num_items, k, dtype=torch.long)
-    weights = torch.empty(num_items, k, dtype=torch.float32)
-    chunk = max(1, max_chunk_elements // max(num_items, 1))
-    right_t = torch.from_numpy(right)
-    for start in range(0, num_items, chunk):
-        stop = min(start + chunk, num_items)
-        block = (at[start:stop] @ a).toarray()  # [chunk, num_items] co-occurrence rows
-        block_t = torch.from_numpy(block)
+    neighbors = torch.arange(num_items, dtype=torch.long).unsqueeze(1).repeat(1, k)  # padding: self
+    weights = torch.zeros(num_items, k, dtype=torch.float32)
+    nb_np, w_np = neighbors.numpy(), weights.numpy()
+    # chunk boundaries: consecutive rows whose summed cost stays within max_chunk_elements
+    cum = np.concatenate([[0.0], np.cumsum(cost)])
+    start = 0
+    while start < num_items:
+        stop = int(np.searchsorted(cum, cum[start] + max_chunk_elements, side="right")) - 1
+        stop = min(max(stop, start + 1), num_items)
+        block = (at[start:stop] @ a).tocsr()  # sparse co-occurrence rows of the chunk
+        block.sort_indices()  # ascending item ids within a row: ties then go to the lower id
+        rows = np.repeat(np.arange(start, stop), np.diff(block.indptr))
+        omega = block.data * left[rows] * right[block.indices]  # the stored G_ij > 0 only
         if not keep_diagonal:
-            idx = torch.arange(stop - start)
-            block_t[idx, idx + start] = 0.0
-        omega = block_t * torch.from_numpy(left[start:stop]).unsqueeze(1) * right_t.unsqueeze(0)
-        vals, idxs = torch.topk(omega, k, dim=1)
-        pad = vals <= 0
-        self_ids = torch.arange(start, stop).unsqueeze(1).expand_as(idxs)
-        idxs = torch.where(pad, self_ids, idxs)
-        vals = vals.masked_fill(pad, 0.0)
-        neighbors[start:stop] = idxs
-        weights[start:stop] = vals.float()
+            omega[block.indices == rows] = 0.0
+        _top_k_of_rows(block.indptr, block.indices, omega, start, k, max_chunk_elements, nb_np, w_np)
+        start = stop
     return neighbors, weights
 
 
@@ -301,7 +352,8 @@ class UltraGCN(Recommender):
                 used).
             keep_diagonal (bool, optional): Keep :math:`G_{i,i}` in the item--item graph, as the
                 authors' code does. (default: :obj:`True`)
-            max_chunk_elements (int, optional): Memory bound of the item--item computation.
+            max_chunk_elements (int, optional): Memory bound of the item--item computation
+                (multiply-adds, and so stored co-occurrences, per row chunk).
 
         Returns the model. The degree and item--item weights take the embeddings' dtype.
         """

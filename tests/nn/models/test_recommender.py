@@ -198,3 +198,29 @@ def test_model_folders_written_before_still_load(tmp_path):
             assert torch.equal(model.state_dict()[key], value), key
         top = model.recommend(torch.arange(U), k=2)
         assert not mask[torch.arange(U).view(-1, 1), top].any()
+
+
+def test_recommend_blocks_follow_the_memory_budget():
+    from graphkit.nn.models import LightGCN
+    torch.manual_seed(0)
+    model = LightGCN(30, 50, embedding_dim=4, num_layers=1)
+    model.set_graph(torch.stack([torch.arange(30), torch.arange(30) % 50]))
+    sizes = []
+    inner = model.scorer
+
+    def scorer():
+        fn = inner()
+        return lambda users: (sizes.append(users.numel()), fn(users))[1]
+    model.scorer = scorer
+    users = torch.arange(30)
+    ref, ref_scores = model.recommend(users, k=5, return_scores=True)
+    assert sizes == [30]
+    sizes.clear()
+    items, scores = model.recommend(users, k=5, return_scores=True, memory_budget=4 * 50 * 4)
+    assert sizes == [4] * 7 + [2]
+    assert torch.equal(items, ref) and torch.allclose(scores, ref_scores)
+    sizes.clear()
+    model.recommend(users, k=5, batch_size=None, memory_budget=4 * 50 * 9)
+    assert max(sizes) == 9
+    with pytest.raises(ValueError, match="smaller than one user's row"):
+        model.recommend(users, k=5, memory_budget=199)

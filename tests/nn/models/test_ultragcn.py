@@ -348,3 +348,78 @@ def test_loss_range_checks_every_id():
     for name, bad, args in cases:
         with pytest.raises(ValueError, match=rf"'{name}' contains id {bad}\b"):
             model.loss(*args)
+
+
+def _dense_item_item_reference(edge_index, num_users, num_items, k, keep_diagonal=True):
+    # the former implementation: every chunk of rows against all items, densely
+    import numpy as np
+    import scipy.sparse as sp
+    row, col = edge_index[0].numpy(), edge_index[1].numpy()
+    a = sp.csr_matrix((np.ones(row.size), (row, col)), shape=(num_users, num_items))
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    at = a.T.tocsr()
+    g = at @ np.asarray(a.sum(axis=1)).ravel()
+    if not keep_diagonal:
+        g = g - np.asarray(a.sum(axis=0)).ravel()
+    with np.errstate(divide="ignore"):
+        left = np.where(g > 0, np.sqrt(g + 1.0) / np.where(g > 0, g, 1.0), 0.0)
+    right = 1.0 / np.sqrt(g + 1.0)
+    block = torch.from_numpy((at @ a).toarray())
+    if not keep_diagonal:
+        block.fill_diagonal_(0.0)
+    omega = block * torch.from_numpy(left).unsqueeze(1) * torch.from_numpy(right).unsqueeze(0)
+    vals, idxs = torch.topk(omega, k, dim=1)
+    pad = vals <= 0
+    idxs = torch.where(pad, torch.arange(num_items).unsqueeze(1).expand_as(idxs), idxs)
+    return idxs, vals.masked_fill(pad, 0.0).float(), omega
+
+
+@pytest.mark.parametrize("keep_diagonal", [True, False])
+@pytest.mark.parametrize("chunk", [1 << 24, 97, 1])
+def test_item_item_constraint_equals_the_dense_computation(keep_diagonal, chunk):
+    # Zipf-like activity and popularity, so that rows differ widely in their co-occurrences
+    gen = torch.Generator().manual_seed(7)
+    num_users, num_items, e = 120, 90, 900
+    pu = 1.0 / torch.arange(1, num_users + 1).double()
+    pi = 1.0 / torch.arange(1, num_items + 1).double()
+    edge_index = torch.stack([torch.multinomial(pu, e, replacement=True, generator=gen),
+                              torch.multinomial(pi, e, replacement=True, generator=gen)])
+    k = 6
+    nb, w = item_item_constraint(edge_index, num_users, num_items, k, keep_diagonal=keep_diagonal,
+                                 max_chunk_elements=chunk)
+    ref_nb, ref_w, omega = _dense_item_item_reference(edge_index, num_users, num_items, k, keep_diagonal)
+    assert torch.equal(w, ref_w)  # bit-identical weights, in the same order
+    # identical neighbours wherever the K-th weight is not tied with an item left out
+    kth = omega.topk(k + 1, dim=1).values
+    untied = kth[:, k - 1] > kth[:, k]
+    assert untied.sum() > num_items // 2
+    same = (nb == ref_nb).all(1)
+    pos = w > 0
+    # within a run of equal weights the order may differ: compare as sets per weight value
+    for i in (~same).nonzero().view(-1).tolist():
+        if untied[i]:
+            assert sorted(zip(w[i][pos[i]].tolist(), nb[i][pos[i]].tolist())) == \
+                sorted(zip(ref_w[i][pos[i]].tolist(), ref_nb[i][pos[i]].tolist()))
+    # ties: ascending item id among equal weights
+    for i in range(num_items):
+        for j in range(k - 1):
+            if pos[i, j + 1] and w[i, j] == w[i, j + 1]:
+                assert nb[i, j] < nb[i, j + 1]
+
+
+def test_item_item_constraint_work_follows_co_occurrences_not_items():
+    # 200k items, 3 users: a dense pass holds chunks of 2**24 / 200k = 83 rows x 200k items
+    # (134 MB of float64); the sparse one stores only the co-occurring pairs.
+    import tracemalloc
+    edge_index = torch.tensor([[0, 0, 1, 1, 2], [5, 199_999, 5, 7, 100_000]])
+    tracemalloc.start()
+    try:
+        nb, w = item_item_constraint(edge_index, 3, 200_000, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 200_000  # O(items) vectors only
+    assert nb[5].tolist() == [5, 7, 199_999] and nb[6].tolist() == [6, 6, 6] and (w[6] == 0).all()
+    with pytest.raises(ValueError, match="max_chunk_elements must be >= 1"):
+        item_item_constraint(edge_index, 3, 200_000, 3, max_chunk_elements=0)

@@ -1,0 +1,288 @@
+"""Recommenders at 1M-64M interactions on one machine: how build, LightGCN epoch, full-ranking
+evaluation, UltraGCN's item-item pre-computation and peak memory grow with the data.
+
+Synthetic implicit feedback (:func:`make_interactions`, seeded): ``users = n / 25``,
+``items = n / 40``; user activity and item popularity are Zipf-like with exponent 1. User
+``r`` (by rank) has ``min(cap, max(1, c / r))`` interactions, ``c`` chosen so that they sum to
+about ``n``, and the degree ``cap`` is 1000 (a heavy user of the paper data sets has a few
+thousand); each interaction's item is drawn with probability proportional to ``1 / rank``.
+Duplicate pairs are merged. The data is split 80/20 per user (``random_split``, seed 0).
+
+Every phase runs in a fresh process with one thread and reports its wall time and the
+process's peak resident memory:
+
+* ``build`` - generate and split, with graphkit's malloc tuning (``keep_freed_memory()``) on
+  and off;
+* ``epoch`` - LightGCN (3 layers, dim 64) with the recipe ``graphkit rec train`` picks for the
+  size (:func:`graphkit.rec.train.scale_recipe`): ``set_graph``, then a fixed number of steps
+  timed after one warm-up step; the epoch is the mean step times the recipe's steps per epoch;
+* ``eval`` - full-ranking top-20 on the test part (training items masked) with the default
+  512 MiB score-block budget; a fixed number of users is timed and the whole evaluation
+  extrapolated to every test user; memory is the peak beyond the embeddings;
+* ``constraint`` - UltraGCN's top-10 item-item neighbours (``item_item_constraint``), in full.
+
+Growth exponents are the slopes of log(time) against log(interactions) between the smallest
+and largest size measured. 64M runs only when ``free -g`` shows at least 16 GB available at
+that moment (the machine is shared).
+
+    python benchmarks/bench_rec_scale.py --sizes 1M 4M 16M
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _report  # noqa: E402
+
+SECTION = "rec-scale"
+PHASES = ("build", "build-untuned", "epoch", "eval", "constraint")
+GOALS = {"epoch": 600.0, "eval": 180.0, "constraint": 60.0}  # seconds at 16M
+EVAL_USERS = 20_000
+STEPS = 5
+DEGREE_CAP = 1000
+
+
+def make_interactions(n: int, seed: int = 0, degree_cap: int = DEGREE_CAP):
+    """``(edge_index [2, E], num_users, num_items)``: the synthetic data described above."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    num_users, num_items = max(1, n // 25), max(1, n // 40)
+    ranks = np.arange(1, num_users + 1, dtype=np.float64)
+
+    def degrees(c):
+        return np.minimum(degree_cap, np.maximum(1.0, np.floor(c / ranks))).astype(np.int64)
+
+    lo, hi = 1.0, float(n)
+    for _ in range(60):  # c such that the degrees sum to n
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if degrees(mid).sum() < n else (lo, mid)
+    deg = degrees(hi)
+    users = np.repeat(rng.permutation(num_users), deg)
+    popularity = 1.0 / np.arange(1, num_items + 1)
+    cdf = np.cumsum(popularity / popularity.sum())
+    item_of_rank = rng.permutation(num_items)
+    items = item_of_rank[np.minimum(np.searchsorted(cdf, rng.random(users.size)), num_items - 1)]
+    key = np.unique(users.astype(np.int64) * num_items + items)
+    edge_index = torch.from_numpy(np.stack([key // num_items, key % num_items]))
+    return edge_index, num_users, num_items
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _build(n: int):
+    from graphkit.rec.data import InteractionGraph
+    from graphkit.rec.split import random_split
+
+    edge_index, num_users, num_items = make_interactions(n)
+    return random_split(InteractionGraph(num_users, num_items, edge_index, name=f"synthetic-{n}"),
+                        test_ratio=0.2, seed=0)
+
+
+def run_phase(phase: str, n: int, cache: str) -> dict:
+    """One phase in this process; returns its measurements."""
+    import torch
+
+    torch.set_num_threads(1)
+    if phase != "build-untuned":
+        from graphkit.engine.memory import keep_freed_memory
+
+        keep_freed_memory()
+    out = {"phase": phase, "n": n}
+    if phase.startswith("build"):
+        t = time.perf_counter()
+        graph = _build(n)
+        out["seconds"] = time.perf_counter() - t
+        out["peak_bytes"] = _peak_rss()
+        if phase == "build":
+            torch.save({"train": graph.train, "test": graph.test, "num_users": graph.num_users,
+                        "num_items": graph.num_items}, cache)
+            train = graph.train
+            deg = torch.bincount(train[0], minlength=graph.num_users).double()
+            out.update(users=graph.num_users, items=graph.num_items, train=graph.num_train,
+                       sum_deg2=float((deg * deg).sum()))
+        return out
+    data = torch.load(cache)
+    base = _rss()
+    if phase == "epoch":
+        from graphkit.nn.models.lightgcn import LightGCN
+        from graphkit.rec.sampling import sample_bpr_triples
+        from graphkit.rec.train import scale_recipe
+        from graphkit.utils.ranking import PairIndex
+
+        train, U, num_items = data["train"], data["num_users"], data["num_items"]
+        recipe = scale_recipe(train.size(1), U, num_items)
+        model = LightGCN(U, num_items)
+        t = time.perf_counter()
+        model.set_graph(train)
+        out["set_graph_s"] = time.perf_counter() - t
+        positives = PairIndex(train, U, num_items)
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        gen = torch.Generator().manual_seed(0)
+        times = []
+        for step in range(STEPS + 1):
+            t = time.perf_counter()
+            users, pos, neg = sample_bpr_triples(positives, recipe.batch_size, num_items, gen)
+            opt.zero_grad(set_to_none=True)
+            model.loss(users, pos, neg).backward()
+            opt.step()
+            if step:
+                times.append(time.perf_counter() - t)
+        step_s = sum(times) / len(times)
+        out.update(seconds=step_s * recipe.steps_per_epoch, step_s=step_s, batch=recipe.batch_size,
+                   steps_per_epoch=recipe.steps_per_epoch, lr=recipe.lr)
+    elif phase == "eval":
+        from graphkit.rec.evaluate import DotProductScorer, full_ranking
+
+        U, num_items = data["num_users"], data["num_items"]
+        gen = torch.Generator().manual_seed(0)
+        user_emb, item_emb = torch.randn(U, 64, generator=gen), torch.randn(num_items, 64, generator=gen)
+        base = _rss()
+        eval_users = torch.unique(data["test"][0])
+        timed = eval_users[torch.randperm(eval_users.numel(), generator=gen)[:EVAL_USERS]]
+        t = time.perf_counter()
+        res = full_ranking(DotProductScorer(user_emb, item_emb), U, num_items, data["test"],
+                           exclude=(data["train"],), ks=(20,), metrics=("recall", "ndcg"), users=timed)
+        spent = time.perf_counter() - t
+        out.update(seconds=spent * eval_users.numel() / res["num_users"], timed_users=res["num_users"],
+                   eval_users=int(eval_users.numel()))
+    elif phase == "constraint":
+        from graphkit.nn.models.ultragcn import item_item_constraint
+
+        t = time.perf_counter()
+        item_item_constraint(data["train"], data["num_users"], data["num_items"], 10)
+        out["seconds"] = time.perf_counter() - t
+    out["peak_bytes"] = _peak_rss()
+    out["beyond_data_bytes"] = out["peak_bytes"] - base
+    return out
+
+
+def _available_gb() -> float:
+    out = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.splitlines()
+    head, mem = out[0].split(), out[1].split()
+    return float(mem[1 + head.index("available")])
+
+
+def _size(text: str) -> int:
+    text = text.upper()
+    scale = {"K": 10 ** 3, "M": 10 ** 6}.get(text[-1], 1)
+    return int(float(text.rstrip("KM")) * scale)
+
+
+def _fmt_gb(b: float) -> str:
+    return f"{b / 2 ** 30:.2f}"
+
+
+def format_section(rows, command, env) -> str:
+    sizes = sorted({r["n"] for r in rows})
+    by = {(r["n"], r["phase"]): r for r in rows}
+    lines = ["## Recommenders at scale (synthetic, one thread)", "",
+             f"`{command}`. {env}", "",
+             "| interactions | users | items | sum d_u^2 | build + split (tuned / untuned peak GB) | LightGCN epoch "
+             "(recipe) | full-ranking eval (GB beyond embeddings) | UltraGCN item-item | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        b, bu = by.get((n, "build"), {}), by.get((n, "build-untuned"), {})
+        e, v, c = by.get((n, "epoch"), {}), by.get((n, "eval"), {}), by.get((n, "constraint"), {})
+        peak = max([r.get("peak_bytes", 0) for r in (b, e, v, c)])
+        lines.append(
+            f"| {n / 1e6:g}M | {b.get('users', '')} | {b.get('items', '')} | {b.get('sum_deg2', 0):.3g} | "
+            f"{b.get('seconds', float('nan')):.1f} s ({_fmt_gb(b.get('peak_bytes', 0))} / "
+            f"{_fmt_gb(bu.get('peak_bytes', 0))}) | "
+            f"{e.get('seconds', float('nan')):.0f} s (batch {e.get('batch', '')}, {e.get('steps_per_epoch', '')} "
+            f"steps x {e.get('step_s', float('nan')):.2f} s) | "
+            f"{v.get('seconds', float('nan')):.1f} s ({_fmt_gb(v.get('beyond_data_bytes', 0))}) | "
+            f"{c.get('seconds', float('nan')):.1f} s | {_fmt_gb(peak)} |")
+    lines.append("")
+    if len(sizes) >= 2:
+        lo, hi = sizes[0], sizes[-1]
+        parts = []
+        for phase in ("build", "epoch", "eval", "constraint"):
+            a, z = by.get((lo, phase)), by.get((hi, phase))
+            if a and z and a["seconds"] > 0:
+                parts.append(f"{phase} {math.log(z['seconds'] / a['seconds']) / math.log(hi / lo):.2f}")
+        lines.append(f"Growth exponents of time ({lo / 1e6:g}M to {hi / 1e6:g}M): " + ", ".join(parts) + ".")
+    at16 = 16 * 10 ** 6
+    if at16 in sizes:
+        goals = []
+        for phase, limit in GOALS.items():
+            r = by.get((at16, phase))
+            if r:
+                goals.append(f"{phase} <= {limit:.0f} s: {_report.goal(r['seconds'] <= limit)}")
+        v = by.get((at16, "eval"))
+        if v:
+            goals.append(f"eval memory <= 2 GB beyond embeddings: {_report.goal(v['beyond_data_bytes'] <= 2 ** 31)}")
+        lines.append("Goals at 16M: " + "; ".join(goals) + ".")
+    lines.append("")
+    lines.append(f"Epochs: {STEPS} steps timed after one warm-up step, times the recipe's steps per epoch. "
+                 f"Evaluation: {EVAL_USERS} random test users timed, extrapolated to all test users. "
+                 "Build peaks: with `keep_freed_memory()` (64 MiB mmap threshold, at most 512 MiB kept) and "
+                 "with `GRAPHKIT_MALLOC_TUNING=0`.")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", nargs="+", default=["1M", "4M", "16M", "64M"])
+    p.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per phase")
+    p.add_argument("--phase", help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--cache", help=argparse.SUPPRESS)
+    _report.add_output_args(p)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.phase:  # a worker
+        print(json.dumps(run_phase(args.phase, args.n, args.cache)), flush=True)
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-rec-scale-") as tmp:
+        for n in sorted(_size(s) for s in args.sizes):
+            if n >= 64 * 10 ** 6 and _available_gb() < 16:
+                print(f"skipping {n / 1e6:g}M: `free -g` shows {_available_gb():g} GB available (< 16)", flush=True)
+                continue
+            cache = os.path.join(tmp, f"{n}.pt")
+            for phase in ("build",) + tuple(p for p in args.phases if p != "build"):
+                env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+                if phase == "build-untuned":
+                    env["GRAPHKIT_MALLOC_TUNING"] = "0"
+                try:
+                    proc = subprocess.run([sys.executable, __file__, "--phase", phase, "--n", str(n),
+                                           "--cache", cache], capture_output=True, text=True, env=env,
+                                          timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"{n / 1e6:g}M {phase}: over {args.timeout:.0f} s, skipped", flush=True)
+                    continue
+                if proc.returncode != 0:
+                    print(f"{n / 1e6:g}M {phase} failed:\n{proc.stderr[-2000:]}", flush=True)
+                    continue
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    body = format_section(rows, _report.command(__file__, argv), _report.environment("1 thread", args.note))
+    _report.publish(args, SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
