@@ -7,6 +7,7 @@ from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN
 from graphkit.nn.models.lagnn_cvae import LocalAugmentationCVAE
 from graphkit.nn.models.lightgcn import LightGCN
 from graphkit.nn.models.mf import MF
+from graphkit.nn.models.nat import NAT
 from graphkit.nn.models.poly_filter import PolyFilter
 from graphkit.nn.models.recommender import (
     Recommender,
@@ -28,6 +29,7 @@ __all__ = [
     "LocalAugmentationCVAE",
     "LightGCN",
     "MF",
+    "NAT",
     "PolyFilter",
     "Recommender",
     "UltraGCN",
