@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from graphkit.evaluate import classification, link, ranking
+from graphkit.evaluate import classification, link, ranking, regression
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class _Entry:
     fn: Callable
     kind: str
     per_user: bool = False
+    higher_is_better: bool = True
 
 
 _REGISTRY: Dict[str, _Entry] = {
@@ -35,6 +36,8 @@ _REGISTRY: Dict[str, _Entry] = {
     "macro_f1": _Entry(classification.macro_f1, "label"),
     "roc_auc": _Entry(classification.roc_auc_by_task, "label"),
     "ap": _Entry(classification.average_precision_by_task, "label"),
+    "mae": _Entry(regression.mae, "label", higher_is_better=False),
+    "rmse": _Entry(regression.rmse, "label", higher_is_better=False),
     # link: (y_pred_pos, y_pred_neg) -> float
     "mrr": _Entry(link.mrr, "link"),
     "hits@K": _Entry(link.hits_at_k, "link"),
@@ -63,7 +66,7 @@ class Metric:
         k (int, optional): the cut-off, for ``@K`` metrics.
         per_user (bool): ``True`` for ranking metrics returning one value per user, to be
             averaged over users.
-        higher_is_better (bool): always ``True`` for the metrics registered so far.
+        higher_is_better (bool): ``False`` for errors (``mae``, ``rmse``), ``True`` otherwise.
     """
     name: str
     kind: str
@@ -101,8 +104,8 @@ def get_metric(name: str) -> Metric:
         raise ValueError(f"get_metric: unknown metric {name!r}; available: "
                          f"{', '.join(list_metrics())}")
     if not sep:
-        return Metric(name, entry.kind, entry.fn, None, entry.per_user)
+        return Metric(name, entry.kind, entry.fn, None, entry.per_user, entry.higher_is_better)
     if not (cut.isascii() and cut.isdigit()) or int(cut) < 1:
         raise ValueError(f"get_metric: the cut-off of {name!r} must be a positive integer")
     k = int(cut)
-    return Metric(f"{base}@{k}", entry.kind, entry.fn, k, entry.per_user)
+    return Metric(f"{base}@{k}", entry.kind, entry.fn, k, entry.per_user, entry.higher_is_better)

@@ -27,6 +27,8 @@ _EXPORTS = {
     "spmm_with_transpose": "sparse",
     "edge_spmm": "sparse",
     "fast_dropout": "dropout",
+    "dense_adjacency": "dense_batch",
+    "check_dense_size": "dense_batch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,7 @@ from graphkit.evaluate import Evaluator, get_metric, hits_at_k, list_metrics, mr
 def test_names():
     assert list_metrics() == sorted(list_metrics("label") + list_metrics("link")
                                     + list_metrics("ranking"))
-    assert list_metrics("label") == ["accuracy", "ap", "macro_f1", "micro_f1", "roc_auc"]
+    assert list_metrics("label") == ["accuracy", "ap", "macro_f1", "mae", "micro_f1", "rmse", "roc_auc"]
     assert list_metrics("link") == ["hits@K", "mrr"]
     assert list_metrics("ranking") == ["f1@K", "hit@K", "map@K", "mrr@K", "ndcg@K",
                                        "precision@K", "recall@K"]
@@ -32,7 +32,8 @@ def test_get_metric_resolves_names_to_the_functions():
     assert get_metric("f1@20").per_user is False
     for name in list_metrics():  # every listed name resolves
         m = get_metric(name.replace("@K", "@3"))
-        assert m.kind in ("label", "link", "ranking") and m.higher_is_better
+        assert m.kind in ("label", "link", "ranking")
+        assert m.higher_is_better == (name not in ("mae", "rmse"))
 
 
 def test_get_metric_errors():

@@ -3,12 +3,14 @@
 from graphkit.nn.models.bspm import BSPM
 from graphkit.nn.models.dagnn import DAGNN
 from graphkit.nn.models.gf_cf import GFCF
+from graphkit.nn.models.gin_poly import GINPoly
 from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN
 from graphkit.nn.models.lagnn_cvae import LocalAugmentationCVAE
 from graphkit.nn.models.lightgcn import LightGCN
 from graphkit.nn.models.mf import MF
 from graphkit.nn.models.nat import NAT
 from graphkit.nn.models.poly_filter import PolyFilter
+from graphkit.nn.models.ppgn import PPGN
 from graphkit.nn.models.recommender import (
     Recommender,
     create_recommender,
@@ -23,6 +25,7 @@ __all__ = [
     "BSPM",
     "DAGNN",
     "GFCF",
+    "GINPoly",
     "LAGAT",
     "LAGCN",
     "LAGNN",
@@ -31,6 +34,7 @@ __all__ = [
     "MF",
     "NAT",
     "PolyFilter",
+    "PPGN",
     "Recommender",
     "UltraGCN",
     "create_recommender",
