@@ -27,6 +27,7 @@ model inputs is an ``evaluate(model, data) -> dict`` built on :func:`node_metric
 from __future__ import annotations
 
 import math
+import pathlib
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -431,6 +432,8 @@ def run_many(runs: int, train_run: Callable[[int, int], Metrics], *, seed: int =
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"run_many: runs must be an int >= 1, got {runs!r}")
+    if log is not None:  # the log's folder is created, as checkpoint folders are
+        pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
     done = finished_runs(log, settings) if resume else {}
     if done:
         print(f"resuming: {len(done)} finished runs found in {log}", flush=True)

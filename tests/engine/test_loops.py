@@ -311,3 +311,9 @@ def test_run_many_seeds_each_run_and_resumes(tmp_path):
     calls.clear()
     run_many(1, train_run, seed=5, settings={"lr": 0.1}, log=str(log), resume=False)
     assert calls == [(0, 5)]
+
+
+def test_run_many_creates_the_folder_of_its_log(tmp_path):
+    log = tmp_path / "new" / "folder" / "runs.jsonl"
+    recs, _ = run_many(1, lambda run, seed: {"value": 1.0}, log=str(log))
+    assert log.exists() and recs[0]["value"] == 1.0

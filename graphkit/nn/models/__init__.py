@@ -6,6 +6,7 @@ from graphkit.nn.models.gf_cf import GFCF
 from graphkit.nn.models.gin_poly import GINPoly
 from graphkit.nn.models.lagnn import LAGAT, LAGCN, LAGNN
 from graphkit.nn.models.lagnn_cvae import LocalAugmentationCVAE
+from graphkit.nn.models.latte import LATTE
 from graphkit.nn.models.lightgcn import LightGCN
 from graphkit.nn.models.mf import MF
 from graphkit.nn.models.nat import NAT
@@ -19,6 +20,7 @@ from graphkit.nn.models.recommender import (
     recommender_name,
     register_recommender,
 )
+from graphkit.nn.models.rphgnn import RpHGNN
 from graphkit.nn.models.ultragcn import UltraGCN
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "LAGAT",
     "LAGCN",
     "LAGNN",
+    "LATTE",
     "LocalAugmentationCVAE",
     "LightGCN",
     "MF",
@@ -36,6 +39,7 @@ __all__ = [
     "PolyFilter",
     "PPGN",
     "Recommender",
+    "RpHGNN",
     "UltraGCN",
     "create_recommender",
     "get_recommender",
