@@ -15,7 +15,7 @@ from typing import List, Optional
 _COMMANDS = [
     ("demo", "graphkit.demo"),
     ("rec", "graphkit.rec.cli"),
-    ("leaderboard", "graphkit.engine.leaderboard"),
+    ("leaderboard", "graphkit.leaderboard_cli"),
     ("datasets", "graphkit.datasets.cli"),
 ]
 
