@@ -550,9 +550,9 @@ def cmd_recommend(args) -> int:
         if out.is_dir():
             return _fail(f"--out {out}: is a directory; give a file name such as {out / 'recs.csv'}")
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{args.out}.tmp"
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, args.out)
+        from graphkit.utils.io import atomic_write
+
+        atomic_write(out, lambda f: df.to_csv(f, index=False))
         print(f"wrote {len(df)} recommendations for {idx.size} user(s) to {args.out}")
     else:
         df.to_csv(sys.stdout, index=False)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, Module
+
+from graphkit.utils.io import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
@@ -210,16 +211,7 @@ class LocalAugmentationCVAE(Module):
         meta = dict(format=_FORMAT, class_name=type(self).__name__, args=self.config())
         for suffix, write in ((".pt", lambda f: torch.save(state, f)),
                               (".json", lambda f: f.write(json.dumps(meta, indent=2).encode()))):
-            target = path.with_suffix(suffix)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    write(f)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(path.with_suffix(suffix), write)
         return path.with_suffix(".pt")
 
     @classmethod
