@@ -211,7 +211,7 @@ def test_resume_on_other_data_of_the_same_size_is_refused(tmp_path):
 
 def test_scale_recipe_keeps_epochs_linear_in_the_data():
     from graphkit.rec.train import MAX_STEPS_PER_EPOCH, scale_recipe
-    small = scale_recipe(500_000, 20_000, 12_500)
+    small = scale_recipe(400_000, 20_000, 12_500)
     assert (small.name, small.batch_size, small.lr, small.scale) == ("paper", 2048, 1e-3, 1)
     yelp2018 = scale_recipe(1_237_259, 31_668, 38_048)  # the paper datasets keep the paper recipe
     assert (yelp2018.name, yelp2018.batch_size) == ("paper", 2048)
