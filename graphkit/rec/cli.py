@@ -168,6 +168,8 @@ def _fail(msg: str) -> int:
 
 
 def _event_format(args, path: str) -> str:
+    if pathlib.Path(path).is_dir():
+        raise ValueError(f"{path}: is a directory; expected an interaction file")
     fmt = getattr(args, "format", "auto")
     if fmt == "auto":
         named = args.user_col or args.item_col

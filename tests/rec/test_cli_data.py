@@ -112,6 +112,8 @@ def test_bad_paths_and_files_give_messages_not_tracebacks(model_dir, events, tmp
     base = ["--user-col", "user", "--item-col", "item", "--out", str(tmp_path / "o")] + TRAIN
     assert main(["rec", "train", "--data", str(tmp_path)] + base) == 2
     assert "is a directory" in capsys.readouterr().err
+    assert main(["rec", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o")] + TRAIN) == 2
+    assert "is a directory" in capsys.readouterr().err  # said before asking for column names
     binary = tmp_path / "blob.csv"
     binary.write_bytes((model_dir / "model.pt").read_bytes())  # a binary file named like a table
     assert main(["rec", "train", "--data", str(binary)] + base) == 2
