@@ -120,21 +120,18 @@ MODEL_KEYS = ("embedding_dim", "w1", "w2", "w3", "w4", "num_negatives", "negativ
               "lambda_", "num_neighbors", "init_std", "sift_positives")
 METRICS = ("recall", "ndcg", "precision", "f1")
 # loader options that give an InteractionGraph where the default is another object
-INTERACTIONS = {"movielens100k": {"format": "interactions"}}
-
-
 def recommendation_datasets() -> List[str]:
     """The registered datasets whose task is recommendation."""
-    from graphkit.datasets import card, list_datasets
+    from graphkit.datasets import list_datasets
 
-    return [n for n in list_datasets() if card(n)["task"].startswith("recommendation")]
+    return list_datasets("recommendation")
 
 
 def load_interactions(name: str, root: Optional[str]):
-    """``graphkit.datasets.load`` as an :class:`~graphkit.rec.InteractionGraph`."""
-    from graphkit.datasets import card, load
+    """``graphkit.datasets.load_interactions``: the dataset as an InteractionGraph."""
+    from graphkit.datasets import load_interactions as load
 
-    return load(name, root=root, **INTERACTIONS.get(card(name)["loader"]["kind"], {}))
+    return load(name, root=root)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,8 @@ from graphkit.datasets.readers import KnowledgeGraph
 from graphkit.datasets.registry import canonical_name, card, list_datasets
 
 __all__ = [
-    "load", "get_path", "list_datasets", "card", "canonical_name", "verify", "cache_dir", "search_roots",
+    "load", "load_interactions", "get_path", "list_datasets", "card", "canonical_name", "verify",
+    "cache_dir", "search_roots",
     "DatasetNotFoundError", "ChecksumError", "UnsafeArchiveError", "KnowledgeGraph", "safe_extract_zip",
 ]
 
@@ -63,6 +64,14 @@ def get_path(name: str, root: Optional[PathLike] = None, *, download: bool = Tru
     for f in c["files"]:
         _link_or_copy(paths[f["path"]], cache_dir() / "linked" / f["path"])
     return out
+
+
+def load_interactions(name: str, root: Optional[PathLike] = None, *, download: bool = True):
+    """A recommendation dataset as a :class:`graphkit.rec.InteractionGraph`, whatever its loader
+    returns by default (MovieLens-100K is read with ``format="interactions"``)."""
+    kind = card(name)["loader"]["kind"]
+    extra = {"format": "interactions"} if kind == "movielens100k" else {}
+    return load(name, root=root, download=download, **extra)
 
 
 def load(name: str, root: Optional[PathLike] = None, *, download: bool = True, **kwargs: Any):

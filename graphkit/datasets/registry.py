@@ -10,7 +10,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from graphkit.datasets.errors import DatasetNotFoundError
 
@@ -72,10 +72,14 @@ def _load_cards() -> Tuple[Dict[str, dict], Dict[str, str]]:
     return cards, index
 
 
-def list_datasets() -> List[str]:
-    """The names of all registered datasets, sorted case-insensitively."""
+def list_datasets(task: Optional[str] = None) -> List[str]:
+    """The names of all registered datasets, sorted case-insensitively; with ``task``, only those
+    whose card's task starts with it (``list_datasets("recommendation")``)."""
     cards, _ = _load_cards()
-    return sorted(cards, key=str.lower)
+    names = sorted(cards, key=str.lower)
+    if task is None:
+        return names
+    return [n for n in names if cards[n]["task"].startswith(task)]
 
 
 def canonical_name(name: str) -> str:

@@ -83,3 +83,16 @@ def test_readme_is_up_to_date():
     text = (cards_dir() / "README.md").read_text(encoding="utf-8")
     for name in list_datasets():
         assert f"[{name}]" in text
+
+
+def test_list_datasets_by_task_and_load_interactions():
+    import os
+
+    from graphkit.datasets import card, list_datasets, load_interactions
+
+    rec = list_datasets("recommendation")
+    assert rec and set(rec) < set(list_datasets())
+    assert all(card(n)["task"].startswith("recommendation") for n in rec) and "Cora" not in rec
+    if os.environ.get("GRAPHKIT_DATA"):
+        graph = load_interactions("MovieLens-100K")  # its default loader returns a PyG dataset
+        assert graph.num_users == 943 and graph.train.size(0) == 2
