@@ -130,10 +130,7 @@ class BSPM(_ItemFilterRecommender):
             if not isinstance(value, bool):
                 raise ValueError(f"BSPM: '{name}' must be True or False, got {value!r}")
             setattr(self, name, value)
-        if svd not in ("arpack", "lowrank"):
-            raise ValueError(f"BSPM: 'svd' must be 'arpack' or 'lowrank', got {svd!r}")
-        self.svd = svd
-        self.svd_niter = check_count("BSPM", "svd_niter", svd_niter, 0)
+        self._set_svd(svd, svd_niter)
 
     @property
     def _rank(self) -> int:  # type: ignore[override]

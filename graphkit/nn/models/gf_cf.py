@@ -220,6 +220,15 @@ class _ItemFilterRecommender(Recommender):
         train = getattr(graph, "train", graph)
         return self.set_graph(train)
 
+    def _set_svd(self, svd: str, svd_niter: int) -> None:
+        """Check and store the truncated-SVD solver (``"arpack"`` exact, ``"lowrank"``
+        randomised) and its power iterations."""
+        name = type(self).__name__
+        if svd not in ("arpack", "lowrank"):
+            raise ValueError(f"{name}: 'svd' must be 'arpack' or 'lowrank', got {svd!r}")
+        self.svd = svd
+        self.svd_niter = check_count(name, "svd_niter", svd_niter, 0)
+
     def _svd_solver(self) -> str:
         return getattr(self, "svd", "arpack")
 
@@ -390,10 +399,7 @@ class GFCF(_ItemFilterRecommender):
         super().__init__(num_users, num_items, memory_budget_mb, item_item)
         self.alpha = check_nonnegative("GFCF", "alpha", alpha)
         self.rank = check_rank("GFCF", rank, num_users, num_items)
-        if svd not in ("arpack", "lowrank"):
-            raise ValueError(f"GFCF: 'svd' must be 'arpack' or 'lowrank', got {svd!r}")
-        self.svd = svd
-        self.svd_niter = check_count("GFCF", "svd_niter", svd_niter, 0)
+        self._set_svd(svd, svd_niter)
 
     @property
     def _rank(self) -> int:  # type: ignore[override]
