@@ -103,7 +103,13 @@ def all_reduce_mean(value):
     return t if is_tensor else float(t.item())
 
 
-def cleanup_distributed() -> None:
-    """Destroy the process group if one was initialised."""
+def cleanup_distributed(barrier: bool = True) -> None:
+    """Destroy the process group if one was initialised.
+
+    With ``barrier=True`` every rank first waits for the others, so no rank tears the group down
+    while another still communicates through it (gloo then aborts the other process). Pass
+    ``barrier=False`` on an error path, where the other ranks may never arrive."""
     if is_distributed():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()

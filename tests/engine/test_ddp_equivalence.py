@@ -80,8 +80,10 @@ def _worker(rank: int, world_size: int, port: int, out: str):
         params = _train(get_rank(), get_world_size())  # loaders read rank and size from the group
         torch.save(params, f"{out}.{rank}.tmp")
         os.replace(f"{out}.{rank}.tmp", f"{out}.{rank}")
-    finally:
-        cleanup_distributed()
+    except BaseException:
+        cleanup_distributed(barrier=False)
+        raise
+    cleanup_distributed()  # waits for the other rank before tearing the group down
 
 
 def _free_port() -> int:
