@@ -41,7 +41,8 @@ class _SampledDot(torch.autograd.Function):
     ``G^T u`` for the table, each one weighted ``embedding_bag`` (one bag per row of ``G`` or of
     ``G^T``; no zero-filled or copied result as with torch's CSR ``@``); ``G^T``'s row order
     comes from a radix sort of the sampled item ids (:func:`_argsort_small_keys`). Memory is
-    ``O(B N)`` instead of ``O(B N d)``.
+    ``O(B N)`` instead of ``O(B N d)``. Under ``create_graph=True`` the backward is computed with
+    differentiable gathers instead, so second derivatives are exact.
     """
 
     @staticmethod
@@ -59,6 +60,14 @@ class _SampledDot(torch.autograd.Function):
         u, weight, idx = ctx.saved_tensors
         b, n = idx.shape
         flat = idx.reshape(-1)
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward (gathers)
+            rows = weight.index_select(0, flat).view(b, n, -1)
+            grad_u = (grad.unsqueeze(-1) * rows).sum(1) if ctx.needs_input_grad[0] else None
+            grad_w = None
+            if ctx.needs_input_grad[1]:
+                per_entry = (grad.unsqueeze(-1) * u.unsqueeze(1)).reshape(b * n, -1)
+                grad_w = torch.zeros_like(weight).index_add(0, flat, per_entry)
+            return grad_u, grad_w, None
         g = grad.reshape(-1).contiguous()
         grad_u = grad_w = None
         if ctx.needs_input_grad[0]:

@@ -117,6 +117,8 @@ def test_sampled_dot_matches_gather_and_gradients(num_samples):
     ru, rw = torch.autograd.grad((ref * g).sum(), (u, W))
     assert torch.allclose(gu, ru) and torch.allclose(gw, rw)
     assert torch.autograd.gradcheck(lambda a, b: sampled_dot(a, b, idx), (u, W))
+    # create_graph=True: the second derivatives are exact too (the cross terms u-W included)
+    assert torch.autograd.gradgradcheck(lambda a, b: sampled_dot(a, b, idx), (u, W))
 
 
 def build(seed=0, **kw):
