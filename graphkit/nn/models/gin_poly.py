@@ -32,6 +32,13 @@ class GINPoly(torch.nn.Module):
     (jumping knowledge), followed by a two-layer MLP. With ``poly_channels = 0`` and
     ``edge_poly_channels = 0`` this is plain GIN, the baseline of the same size.
 
+    Input conventions: messages flow along ``edge_index`` from source to target, so directed
+    graphs are taken as given (the transform itself refuses them unless ``directed="allow"``);
+    a self-loop sends a node's own state once more (the transform leaves it in ``edge_index``,
+    with the diagonal polynomial value as its edge feature, and drops it from the counts). Graphs
+    without edges and single nodes give finite outputs; in training mode the batch norms need at
+    least two nodes in the batch (PyTorch raises a :class:`ValueError` otherwise).
+
     Args:
         in_channels (int): node feature size (``0``: none; then ``poly_channels`` must be > 0).
         poly_channels (int): node polynomial feature size.

@@ -46,6 +46,14 @@ class PPGN(torch.nn.Module):
     zeroed after every block. Cost per block: :math:`O(n^3)` time and :math:`O(n^2)` memory per
     channel and graph; graphs above ``max_nodes`` nodes raise a :class:`ValueError`.
 
+    Input conventions: the adjacency channel holds :math:`A_{ij}` = the number of edges
+    :math:`i \to j` (``edge_index[0]`` is the source; parallel edges add up), so directed graphs
+    give a non-symmetric :math:`\mathbf{A}` (the model stays permutation invariant) and a
+    self-loop at :math:`i` sets :math:`A_{ii}` (remove loops first to ignore them). There is no
+    ``edge_weight`` argument: pass weights as a 1-channel ``edge_attr`` (``edge_channels=1``).
+    A graph without edges, or with a single node, gives a finite embedding (a single node has
+    no off-diagonal pair: that mean is 0).
+
     PPGN++:
 
     .. code-block:: python

@@ -81,3 +81,42 @@ def test_bad_input():
         m(b.x, b.edge_index, b.batch, b.poly_x, b.poly_edge_attr[:, :2])
     with pytest.raises(ValueError, match="expected x of shape"):
         m(b.x[:, :1], b.edge_index, b.batch, b.poly_x, b.poly_edge_attr)
+
+
+def test_graphs_without_edges_single_node_self_loops_and_directed():
+    e = torch.empty(2, 0, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    graphs = [T(Data(x=torch.rand(3, 3, generator=gen), edge_index=e, num_nodes=3)),
+              T(Data(x=torch.rand(1, 3, generator=gen), edge_index=e, num_nodes=1))]
+    b = Batch.from_data_list(graphs)
+    assert not b.poly_x.any() and b.poly_edge_attr.shape == (0, T.num_edge_features)
+    m = make()
+    out = run(m, b)  # training mode: batch norm over the 4 nodes and 0 edges
+    assert out.shape == (2, 2) and torch.isfinite(out).all()
+    assert torch.isfinite(m.edge_norm.running_mean).all()
+    m.eval()
+    one = Batch.from_data_list(graphs[1:])
+    assert torch.isfinite(run(m, one)).all()
+    m.train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        run(m, one)  # batch norm needs two nodes in training mode
+    # Self-loops: the transform drops them from the counts but keeps edge_index (and one
+    # poly_edge_attr row per edge, the diagonal value at the loop).
+    ei = torch.tensor([[0, 1, 1, 2, 2], [1, 0, 2, 1, 2]])
+    d = T(Data(x=torch.rand(3, 3, generator=gen), edge_index=ei, num_nodes=3))
+    assert d.poly_edge_attr.size(0) == 5
+    assert torch.equal(d.poly_x, T(Data(edge_index=ei[:, :4], num_nodes=3)).poly_x)
+    assert torch.isfinite(run(m.eval(), Batch.from_data_list([d]))).all()
+    # Directed edges: the transform refuses them unless directed="allow"; the model takes any
+    # edge_index (messages flow source -> target).
+    ed = torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="directed"):
+        T(Data(edge_index=ed, num_nodes=3))
+    td = EquivariantPolynomials(degree=4, log=True, directed="allow")
+    dd = Batch.from_data_list([td(Data(x=torch.rand(3, 3, generator=gen), edge_index=ed,
+                                       num_nodes=3))])
+    rev = dd.clone()
+    rev.edge_index = ed.flip(0)
+    rev.poly_edge_attr = td(Data(edge_index=ed.flip(0), num_nodes=3)).poly_edge_attr
+    rev.poly_x = td(Data(edge_index=ed.flip(0), num_nodes=3)).poly_x
+    assert not torch.allclose(run(m, dd), run(m, rev))

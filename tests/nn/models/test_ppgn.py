@@ -133,3 +133,31 @@ def test_graph_without_edges_and_single_node():
     e = torch.empty(2, 0, dtype=torch.long)
     out = m(x, e, torch.tensor([0, 0, 1]), torch.empty(0, 3, dtype=torch.float64))
     assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+def test_self_loops_directed_and_weighted_edges():
+    # Self-loops are diagonal adjacency entries (beside the node features on the diagonal).
+    ei = torch.tensor([[0, 1, 1, 2, 2], [1, 0, 2, 1, 2]])  # path 0-1-2 and a loop at 2
+    x = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    m = model(edge_channels=0)
+    h, _ = m.dense_input(x, ei)
+    assert h[0, 2, 2, 0] == 1 and h[0, 1, 1, 0] == 0
+    assert not torch.allclose(m(x, ei), m(x, ei[:, :4]))
+    # Directed edges: A[i, j] = 1 for i -> j only; the model stays permutation invariant.
+    g = nx.gnp_random_graph(7, 0.4, seed=3, directed=True)
+    d = from_networkx(g)
+    x = torch.rand(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    h, _ = m.dense_input(x, d.edge_index)
+    src, dst = d.edge_index
+    assert (h[0, src, dst, 0] == 1).all() and not torch.equal(h[0, ..., 0], h[0, ..., 0].T)
+    perm = torch.randperm(7, generator=torch.Generator().manual_seed(0))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(7)
+    assert torch.allclose(m(x, d.edge_index), m(x[perm], inv[d.edge_index]), atol=1e-10)
+    # Weighted edges: PPGN has no edge_weight argument; weights enter as a 1-channel edge_attr.
+    w = torch.rand(d.edge_index.size(1), 1, dtype=torch.float64,
+                   generator=torch.Generator().manual_seed(3))
+    mw = model(edge_channels=1)
+    h, _ = mw.dense_input(x, d.edge_index, edge_attr=w)
+    assert torch.equal(h[0, src, dst, 1], w[:, 0])
+    assert not torch.allclose(mw(x, d.edge_index, None, w), mw(x, d.edge_index, None, 2 * w))
