@@ -254,9 +254,10 @@ def rphgnn_precompute(data: Any, target: str, num_hops: int = 3, *, embedding_di
             return (h.to(matmul_dtype) @ r).float()
         idx, sign, m = r
         offsets = torch.arange(0, idx.numel(), m)
-        out = F.embedding_bag(idx, h.t().contiguous().to(matmul_dtype), offsets, mode="sum",
-                              per_sample_weights=sign)
-        return out.t().float()
+        # change the dtype before transposing: the transpose then moves the narrower values
+        ht = h.to(matmul_dtype).t().contiguous()
+        out = F.embedding_bag(idx, ht, offsets, mode="sum", per_sample_weights=sign)
+        return out.t().contiguous().float()
 
     # target-receiving entries first: their raw one-hop products are reused by the others
     order = sorted(range(len(adjs)), key=lambda j: adjs[j][0] != target)

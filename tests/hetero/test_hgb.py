@@ -49,5 +49,7 @@ def test_hgb_acm_split_from_the_mirror():
     assert full.test.numel() == 2118
     with pytest.raises(ValueError, match="target node type 'author' has no labels"):
         hgb_split(ds, target="author")
+    with pytest.raises(ValueError, match="target node type 'movie' is not in the graph"):
+        hgb_split(ds, target="movie")
     with pytest.raises(ValueError, match="test must be"):
         hgb_split(ds, test="all")

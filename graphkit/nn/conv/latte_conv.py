@@ -1,13 +1,14 @@
 r"""LATTE's layer: attention over neighbours within each relation, then over relation types."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple, Union
+import warnings
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.dense import Linear
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import softmax
 
 __all__ = ["LATTEConv"]
 
@@ -19,33 +20,60 @@ def _key(et: EdgeType) -> str:
     return "__".join(et)
 
 
-def _coo(adj, et: EdgeType, num_src: int, num_dst: int) -> Tuple[Tensor, Tensor]:
-    """``(src, dst)`` of a ``[2, E]`` COO tensor / ``EdgeIndex``, or of a ``torch.sparse``
-    ``adj_t`` of shape ``[num_dst, num_src]`` (PyG's transposed convention)."""
+def _by_destination(adj, et: EdgeType, num_src: int,
+                    num_dst: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(src, dst, ptr)`` of the edges sorted by destination, ``ptr`` ``[num_dst + 1]`` the
+    CSR row pointers over destinations, from a ``[2, E]`` COO tensor / ``EdgeIndex`` or a
+    ``torch.sparse`` ``adj_t`` of shape ``[num_dst, num_src]`` (PyG's transposed convention).
+
+    A CSR ``adj_t`` or a COO ``edge_index`` already sorted by destination is used as it is
+    (nothing is sorted per call); otherwise the edges are sorted once here."""
     if not isinstance(adj, Tensor):
         if hasattr(adj, "coo") and hasattr(adj, "sparse_sizes"):  # torch_sparse.SparseTensor
             row, col, _ = adj.coo()
-            return col, row
-        raise ValueError(f"LATTEConv: edge type {et}: unsupported adjacency "
-                         f"{type(adj).__name__}")
+            adj = torch.stack([col, row])
+        else:
+            raise ValueError(f"LATTEConv: edge type {et}: unsupported adjacency "
+                             f"{type(adj).__name__}")
     if adj.layout != torch.strided:
         if tuple(adj.shape) != (num_dst, num_src):
             raise ValueError(f"LATTEConv: edge type {et}: sparse adj_t has shape "
                              f"{tuple(adj.shape)}, expected ({num_dst}, {num_src})")
-        coo = adj.to_sparse_coo().coalesce()
-        row, col = coo.indices()
-        return col, row
+        if adj.layout != torch.sparse_csr:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                adj = adj.to_sparse_coo().coalesce().to_sparse_csr()
+        ptr, src = adj.crow_indices().long(), adj.col_indices().long()
+        dst = torch.repeat_interleave(torch.arange(num_dst, device=ptr.device), ptr.diff())
+        return src, dst, ptr
     if adj.dim() != 2 or adj.size(0) != 2:
         raise ValueError(f"LATTEConv: edge type {et}: edge_index must have shape [2, E], got "
                          f"{tuple(adj.shape)}")
     ei = adj.as_subclass(Tensor).long()
+    src, dst = ei[0], ei[1]
     if ei.numel():
-        for row, n, side in ((0, num_src, "source"), (1, num_dst, "destination")):
-            lo, hi = int(ei[row].min()), int(ei[row].max())
+        for ids, n, side in ((src, num_src, "source"), (dst, num_dst, "destination")):
+            lo, hi = int(ids.min()), int(ids.max())
             if lo < 0 or hi >= n:
                 raise ValueError(f"LATTEConv: edge type {et}: {side} id "
                                  f"{lo if lo < 0 else hi} outside [0, {n})")
-    return ei[0], ei[1]
+        if not bool((dst[1:] >= dst[:-1]).all()):
+            order = torch.argsort(dst, stable=True)
+            src, dst = src[order], dst[order]
+    ptr = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)
+    torch.cumsum(torch.bincount(dst, minlength=num_dst), 0, out=ptr[1:])
+    return src, dst, ptr
+
+
+def _weighted_sum(h: Tensor, src: Tensor, ptr: Tensor, weight: Tensor) -> Tensor:
+    """``out[i, k] = sum_{e: dst(e) = i} weight[e, k] * h[src[e], k]`` for ``h`` ``[N, H, D]``
+    and destination-sorted edges, per head as one weighted ``embedding_bag`` (the forward pass
+    forms no ``[E, H, D]`` message tensor)."""
+    outs = [F.embedding_bag(src, h[:, k].contiguous(), ptr, mode="sum",
+                            per_sample_weights=weight[:, k].contiguous(),
+                            include_last_offset=True)
+            for k in range(h.size(1))]
+    return torch.stack(outs, dim=1)
 
 
 class LATTEConv(nn.Module):
@@ -87,10 +115,21 @@ class LATTEConv(nn.Module):
         negative_slope (float): LeakyReLU slope of the scores. (default: ``0.2``)
 
     Shapes:
-        - **input:** ``x_dict`` ``{type: [N_type, F_type]}``, ``edge_index_dict``
-          ``{edge type: [2, E]}`` (COO / ``EdgeIndex``) or ``torch.sparse`` ``adj_t``
-          ``[N_dst, N_src]``; edge types absent from the dict are treated as empty.
-        - **output:** ``{type: [N_type, out_channels]}`` for every node type of ``x_dict``.
+        - **input:** ``x_dict`` ``{type: [N_type, F_type]}`` (dense, or sparse CSR for wide
+          sparse features such as bag-of-words: the projection then costs the non-zeros),
+          ``edge_index_dict`` ``{edge type: [2, E]}`` (COO / ``EdgeIndex``) or
+          ``torch.sparse`` ``adj_t`` ``[N_dst, N_src]``; edge types absent from the dict are
+          treated as empty.
+        - **output:** ``{type: [N_type, out_channels]}`` for every node type of ``x_dict``
+          (or of ``out_types``).
+
+    Scores are split into per-node halves (:math:`\mathbf{a}_r^{\top}[u \Vert v]` =
+    :math:`\mathbf{a}_{r,1}^{\top} u + \mathbf{a}_{r,2}^{\top} v`) gathered per edge, and
+    the weighted sums run as one weighted ``embedding_bag`` per head over the edges sorted by
+    destination, so the forward pass forms no ``[E, heads, channels]`` tensor. A COO
+    ``edge_index`` already sorted by destination (or a CSR ``adj_t``) is used without sorting; sort it once
+    (``torch_geometric.utils.sort_edge_index(..., sort_by_row=False)``) when training
+    full-batch.
     """
 
     def __init__(self, in_channels: Union[int, Dict[str, int]], out_channels: int,
@@ -142,7 +181,19 @@ class LATTEConv(nn.Module):
             nn.init.xavier_uniform_(p.view(p.size(0), -1))
 
     def forward(self, x_dict: Dict[str, Tensor], edge_index_dict: Dict[EdgeType, object],
-                return_attention_weights: bool = False):
+                return_attention_weights: bool = False,
+                out_types: Optional[Iterable[str]] = None):
+        r"""Args:
+            x_dict: ``{node type: [N_type, F_type]}`` features.
+            edge_index_dict: ``{edge type: adjacency}`` (see the class notes).
+            return_attention_weights (bool): also return the relation-type attention
+                :math:`\beta` per node type, ``[N_type, R_type + 1, heads]`` (index 0 is
+                "self"). (default: ``False``)
+            out_types (Iterable[str], optional): compute only these node types' outputs
+                (only their relations and the node types feeding them are touched); a model
+                stacking layers needs no more than its target type in the last layer.
+                (default: every type of ``x_dict``)
+        """
         H, D = self.heads, self.out_channels // self.heads
         for n in x_dict:
             if n not in self.lin:
@@ -151,18 +202,31 @@ class LATTEConv(nn.Module):
         for et in edge_index_dict:
             if not isinstance(et, tuple) or tuple(et) not in self.edge_types:
                 raise ValueError(f"LATTEConv: unknown edge type {et} (not in metadata)")
+        if out_types is None:
+            outs = list(x_dict)
+        else:
+            outs = list(out_types)
+            for n in outs:
+                if n not in x_dict:
+                    raise ValueError(f"LATTEConv: out_types names node type {n!r}, which has "
+                                     f"no features in x_dict")
+        needed = set(outs) | {et[0] for n in outs for et in self.incoming[n]
+                              if et in edge_index_dict and et[0] in x_dict}
         h: Dict[str, Tensor] = {}
         for n, x in x_dict.items():
             want = self.in_channels[n]
             if x.dim() != 2 or (want != -1 and x.size(1) != want):
                 raise ValueError(f"LATTEConv: node type {n!r} has features of shape "
                                  f"{tuple(x.shape)}, expected [N, {want}]")
-            h[n] = self.lin[n](x).view(-1, H, D)
+            if n in needed:
+                h[n] = self.lin[n](x).view(-1, H, D)
+            elif isinstance(self.lin[n].weight, nn.parameter.UninitializedParameter):
+                self.lin[n](x[:1])  # lazy widths are fixed by the first call, used or not
         out, betas = {}, {}
-        for n, hn in h.items():
+        for n in outs:
+            hn = h[n]
             num = hn.size(0)
-            msgs, scores, present = [hn], [], [torch.ones(num, dtype=torch.bool,
-                                                          device=hn.device)]
+            msgs, present = [hn], [torch.ones(num, dtype=torch.bool, device=hn.device)]
             for et in self.incoming[n]:
                 src_t = et[0]
                 adj = edge_index_dict.get(et)
@@ -171,25 +235,27 @@ class LATTEConv(nn.Module):
                         raise ValueError(f"LATTEConv: edge type {et} needs features of node "
                                          f"type {src_t!r}")
                     adj = None
-                if adj is None:
+                src = dst = ptr = None
+                if adj is not None:
+                    src, dst, ptr = _by_destination(adj, et, h[src_t].size(0), num)
+                if src is None or src.numel() == 0:
                     msgs.append(hn.new_zeros(num, H, D))
                     present.append(torch.zeros(num, dtype=torch.bool, device=hn.device))
                     continue
-                src, dst = _coo(adj, et, h[src_t].size(0), num)
                 hs = h[src_t]
                 k = _key(et)
-                e = (hs[src] * self.att_src[k]).sum(-1) + (hn[dst] * self.att_dst[k]).sum(-1)
+                # per-node halves of the scores, gathered per edge: [E, H], never [E, H, D]
+                e = (hs * self.att_src[k]).sum(-1)[src] + (hn * self.att_dst[k]).sum(-1)[dst]
                 a = softmax(F.leaky_relu(e, self.negative_slope), dst, num_nodes=num)
                 a = F.dropout(a, self.attn_dropout, self.training)
-                msgs.append(scatter(hs[src] * a.unsqueeze(-1), dst, 0, dim_size=num,
-                                    reduce="sum"))
-                present.append(torch.bincount(dst, minlength=num) > 0)
+                msgs.append(_weighted_sum(hs, src, ptr, a))
+                present.append(ptr.diff() > 0)
             stack = torch.stack(msgs, dim=1)                          # [N, R+1, H, D]
             q = self.rel_query[n]                                      # [R+1, H, D]
-            scores = (hn.unsqueeze(1) * q.unsqueeze(0)).sum(-1)        # [N, R+1, H]
+            scores = torch.einsum("nhd,rhd->nrh", hn, q)               # [N, R+1, H]
             mask = torch.stack(present, dim=1).unsqueeze(-1)
             beta = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
-            o = (beta.unsqueeze(-1) * stack).sum(1).reshape(num, H * D)
+            o = torch.einsum("nrh,nrhd->nhd", beta, stack).reshape(num, H * D)
             out[n] = F.dropout(o, self.dropout, self.training)
             betas[n] = beta
         if return_attention_weights:

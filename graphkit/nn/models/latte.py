@@ -74,10 +74,16 @@ class LATTE(nn.Module):
         if self.target not in x_dict:
             raise ValueError(f"LATTE: x_dict has no features for the target node type "
                              f"{self.target!r}")
+        # layer t only needs the node types within T - 1 - t relations of the target
+        needed = [set() for _ in self.convs]
+        needed[-1] = {self.target}
+        for t in range(self.num_layers - 1, 0, -1):
+            needed[t - 1] = needed[t] | {et[0] for et in edge_index_dict
+                                         if et[2] in needed[t] and et[0] in x_dict}
         layers = []
         h = x_dict
         for t, conv in enumerate(self.convs):
-            h = conv(h, edge_index_dict)
+            h = conv(h, edge_index_dict, out_types=[n for n in h if n in needed[t]])
             if t < self.num_layers - 1:
                 h = {k: torch.tanh(v) for k, v in h.items()}
             layers.append(h[self.target])

@@ -45,3 +45,23 @@ def test_bad_input():
     model = LATTE(-1, 8, 2, data.metadata(), "paper")
     with pytest.raises(ValueError, match="no features for the target node type 'paper'"):
         model({"author": data["author"].x}, {})
+
+
+def test_last_layer_computes_the_target_only_with_the_same_result():
+    torch.manual_seed(0)
+    data = graph()
+    data["venue"].x = torch.randn(3, 2)
+    data["paper", "in", "venue"].edge_index = torch.tensor([[0, 1, 2], [0, 1, 2]])
+    data["venue", "holds", "paper"].edge_index = torch.tensor([[0, 1, 2], [0, 1, 2]])
+    model = LATTE(-1, 8, 2, data.metadata(), "paper", num_layers=3).eval()
+    got = model.embed(data.x_dict, data.edge_index_dict)
+    # every layer on every node type, then the target's rows
+    h, layers = data.x_dict, []
+    for t, conv in enumerate(model.convs):
+        h = conv(h, data.edge_index_dict)
+        if t < 2:
+            h = {k: torch.tanh(v) for k, v in h.items()}
+        layers.append(h["paper"])
+    torch.testing.assert_close(got, torch.cat(layers, -1))
+    for p in model.parameters():  # lazy widths all set although layer 3 needs only 'paper'
+        assert not isinstance(p, torch.nn.parameter.UninitializedParameter)
