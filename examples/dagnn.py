@@ -36,7 +36,9 @@ Amazon numbers come from this split. Its records are separate entries
 Every finished run is appended to ``--log`` (default ``runs/<entry id>/runs.jsonl``, or
 ``runs.jsonl`` in ``--checkpoint-dir``); rerunning with the same settings resumes after the last
 finished run (``--no-resume`` starts afresh). ``--select test`` reports the best test epoch
-instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time. PubMed needs
+instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time.
+Under ``torchrun`` the full-batch training is replicated on every rank (same result, no speed-up)
+and rank 0 alone prints and writes the log and the record. PubMed needs
 ``ind.pubmed.allx``, which the
 offline mirror lacks; it runs wherever the dataset can be downloaded.
 """
@@ -199,13 +201,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_node_data,
         keep_freed_memory,
         mean_std,
-        resolve_device,
         run_many,
         train_node_classifier,
     )
+    from graphkit.engine.distributed import cleanup_distributed, is_main_process, setup_device
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    device = resolve_device(args.device)
+    # under torchrun: DDP through train_node_classifier; rank 0 prints and writes the log/record
+    device = setup_device(args.device)
+    main_process = is_main_process()
     dataset = load(NAMES[args.key], root=args.root)
     data, num_classes = dataset[0], int(dataset.num_classes)
     x = prepare_features(data.x.float(), args.normalize_features).to(device)
@@ -213,11 +217,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     lcc_nodes = None
     if args.split == "reference":
         lcc_nodes = largest_component(data.edge_index, data.num_nodes)
-        print(f"reference split: largest component has {lcc_nodes.numel()} of "
-              f"{data.num_nodes} nodes")
+        if main_process:
+            print(f"reference split: largest component has {lcc_nodes.numel()} of "
+                  f"{data.num_nodes} nodes")
     model = DAGNN(data.num_features, args.hidden, num_classes, args.K, dropout=args.dropout,
                   cached=True).to(device)
-    print(model)
+    if main_process:
+        print(model)
 
     def split(seed: int):
         if args.split == "public":
@@ -240,6 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      time_budget=args.time_budget)
 
     def report(rec):
+        if not main_process:
+            return
         print(f"run {rec['run']:3d}: test {rec['test_acc']:.2f} (val acc {rec['val_acc']:.2f}, "
               f"best epoch {rec['epoch']}, stopped {rec['epochs_run']}), {rec['time_s']:.1f} s",
               flush=True)
@@ -258,11 +266,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     values = [float(r["test_acc"]) for r in records]
     times = [r["time_s"] for r in records]
     mean, std = mean_std(values)
+    if not main_process:
+        cleanup_distributed()
+        return 0
     print(f"DAGNN {NAMES[args.key]}: test {mean:.2f} ± {std:.2f} over {args.runs} runs "
           f"(paper {PAPER[args.key][0]} ± {PAPER[args.key][1]}); "
           f"{sum(times) / len(times):.2f} s per run")
     if args.record:
         write_record(args, values, records, resumed, wall=time.perf_counter() - t_all)
+    cleanup_distributed()
     return 0
 
 

@@ -318,18 +318,23 @@ def run_all(args, data, aug: Augmenter, device) -> tuple:
         settings["sparse_features"] = True
     settings.update({k: getattr(args, k) for k, v in OPTIONAL_SETTINGS.items()
                      if getattr(args, k) != v})
-    os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
-    done = finished_runs(args.log, settings) if args.resume else {}
+    from graphkit.engine.distributed import broadcast_object, is_main_process, print0
+
+    main_process = is_main_process()  # under torchrun rank 0 alone reads and writes the log
+    if main_process:
+        os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
+    done = broadcast_object(finished_runs(args.log, settings) if args.resume and main_process else {})
     if done:
-        print(f"resuming: {len(done)} finished runs found in {args.log}")
+        print0(f"resuming: {len(done)} finished runs found in {args.log}")
     recs = []
     for run in range(args.runs):
         rec = done.get(run)
         if rec is None:
             rec = run_seed(args, data, aug, run, settings, device)
-            append_run(args.log, rec)
+            if main_process:
+                append_run(args.log, rec)
         recs.append(rec)
-        print(f"run {run:3d}: " + "  ".join(
+        print0(f"run {run:3d}: " + "  ".join(
             f"{arm} {rec[arm]['test_acc']:.2f} ({rec[arm]['time_s']:.0f} s)"
             for arm in args.arms), flush=True)
     return recs, len([r for r in range(args.runs) if r in done])
@@ -445,16 +450,21 @@ def write_records(args, res, aug: Augmenter, devs: List[str], settings_extra) ->
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_threads(args)
-    from graphkit.engine import keep_freed_memory, resolve_device
+    from graphkit.engine import keep_freed_memory
+    from graphkit.engine.distributed import cleanup_distributed, is_main_process, setup_device
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
-    device = resolve_device(args.device)
+    # under torchrun: DDP through train_node_classifier (the generator is trained on every rank
+    # from the same seed); rank 0 prints and writes the log and the records
+    device = setup_device(args.device)
     data = load_data(args, device)
     aug = Augmenter(args, data, device)
     recs, resumed = run_all(args, data, aug, device)
-    res = summarize(args, recs)
-    if args.record:
-        write_records(args, res, aug, deviations(args, res, resumed), recs[0]["settings"])
+    if is_main_process():
+        res = summarize(args, recs)
+        if args.record:
+            write_records(args, res, aug, deviations(args, res, resumed), recs[0]["settings"])
+    cleanup_distributed()
     return 0
 
 

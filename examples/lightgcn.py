@@ -39,6 +39,9 @@ Examples:
     python examples/lightgcn.py --dataset ML-1M --select test --time-budget 3600
     python examples/lightgcn.py --dataset Gowalla --negative-candidates 64 --eval-every 5
     python examples/lightgcn.py --dataset MovieLens-100K --select valid
+
+Under ``torchrun --nproc_per_node=N`` the ranks share every global batch
+(``graphkit.rec.train.fit``); rank 0 alone writes checkpoints, logs and the record.
 """
 from __future__ import annotations
 
@@ -129,6 +132,10 @@ def parse_args(argv=None) -> Tuple[object, Dict[str, object], Dict[str, object]]
 
 
 def show(rec: dict) -> None:
+    from graphkit.engine.distributed import is_main_process
+
+    if not is_main_process():
+        return
     keys = [k for k in rec if k.endswith("recall@20") or k.endswith("ndcg@20")]
     print(f"  epoch {rec['epoch'] + 1:4d}  loss {rec['loss']:.4f}  " +
           "  ".join(f"{k} {rec[k]:.4f}" for k in keys) + f"  best@{rec['best_epoch'] + 1}", flush=True)
@@ -137,6 +144,7 @@ def show(rec: dict) -> None:
 def train_one(args, run: int, entry: str, device) -> dict:
     """Train one seed; returns its ``per_run`` summary (test figures, epochs, trajectory)."""
     from graphkit.engine import seed_everything
+    from graphkit.engine.distributed import print0
     from graphkit.nn.models import LightGCN
     from graphkit.rec.split import holdout_validation
     from graphkit.rec.train import fit
@@ -145,7 +153,7 @@ def train_one(args, run: int, entry: str, device) -> dict:
     graph = load_interactions(args.dataset, args.root)
     if args.select == "valid":
         graph = holdout_validation(graph, args.valid_ratio, seed=seed)
-    print(f"run {run}: {graph}", flush=True)
+    print0(f"run {run}: {graph}", flush=True)
     seed_everything(seed)
     model = LightGCN(graph.num_users, graph.num_items, embedding_dim=args.embedding_dim,
                      num_layers=args.num_layers, reg_weight=args.reg_weight,
@@ -158,7 +166,7 @@ def train_one(args, run: int, entry: str, device) -> dict:
               eval_every=args.eval_every, patience=args.patience, ks=(20,), monitor="recall@20",
               select_on=args.select, checkpoint_dir=ckpt, resume=args.resume, seed=seed,
               log_path=os.path.join(ckpt, "history.jsonl"), time_budget_s=args.time_budget, on_eval=show)
-    print(f"run {run}: best epoch {res.best_epoch + 1}, epochs run {res.epochs_run}, "
+    print0(f"run {run}: best epoch {res.best_epoch + 1}, epochs run {res.epochs_run}, "
           f"test recall@20 {res.test['recall@20']:.4f} ndcg@20 {res.test['ndcg@20']:.4f}, "
           f"{res.wall_time_s:.0f} s in total (incl. earlier sittings)", flush=True)
     return {"seed": seed, "best_epoch": res.best_epoch + 1, "epochs_run": res.epochs_run,
@@ -219,20 +227,24 @@ def write_record(args, entry: str, changed: dict, paper_settings: dict, per_run:
 
 def main(argv=None) -> int:
     args, changed, paper_settings = parse_args(argv)
-    from graphkit.engine import keep_freed_memory, resolve_device
+    from graphkit.engine import keep_freed_memory
+    from graphkit.engine.distributed import cleanup_distributed, is_main_process, setup_device
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     apply_threads(args)
     entry = entry_for(args.dataset, fast=args.fast, changed=changed, select=args.select)
-    device = resolve_device(args.device)
+    # under torchrun: DDP inside graphkit.rec.train.fit; rank 0 writes checkpoints and the record
+    device = setup_device(args.device)
     per_run = []
     for run in range(args.runs):
         per_run.append(train_one(args, run, entry, device))
         if per_run[-1]["interrupted"]:  # checkpointed; rerun the same command to continue
-            print(f"run {run}: interrupted; the record covers the runs so far", flush=True)
+            if is_main_process():
+                print(f"run {run}: interrupted; the record covers the runs so far", flush=True)
             break
-    if args.record:
+    if args.record and is_main_process():
         print(f"wrote {write_record(args, entry, changed, paper_settings, per_run)}")
+    cleanup_distributed()
     return 0
 
 

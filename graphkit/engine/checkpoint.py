@@ -203,7 +203,8 @@ def load_checkpoint(path: PathLike, *, model: Optional[torch.nn.Module] = None,
 
     Returns:
         dict: ``{"epoch", "model_args" (dict), "extra", "model_state", "optimizer_state",
-        "scheduler_state", "path"}``.
+        "scheduler_state", "rng", "path"}`` (``"rng"``: the stored random states, for
+        :func:`set_rng_state`, e.g. on the ranks of a DDP run that did not read the file).
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -241,6 +242,7 @@ def load_checkpoint(path: PathLike, *, model: Optional[torch.nn.Module] = None,
         "model_state": ckpt["model"],
         "optimizer_state": ckpt.get("optimizer"),
         "scheduler_state": ckpt.get("scheduler"),
+        "rng": ckpt["rng"],
         "path": path,
     }
 

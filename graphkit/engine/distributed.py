@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
@@ -72,6 +72,112 @@ def init_distributed(backend: Optional[str] = None, timeout_s: float = 1800.0) -
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, timeout=_dt.timedelta(seconds=timeout_s))
     return device
+
+
+def launched_with_torchrun() -> bool:
+    """True when the environment asks for more than one process (``WORLD_SIZE > 1``, as
+    ``torchrun --nproc_per_node=N`` with ``N > 1`` or several nodes sets it)."""
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
+def ensure_distributed() -> Optional[torch.device]:
+    r"""Initialise the process group when the script was started by ``torchrun`` with more than
+    one process and nobody has done so yet; the training loops call it, so scripts built on them
+    need no code of their own to run under ``torchrun``.
+
+    Returns:
+        torch.device or None: the device this rank should use (``cuda:LOCAL_RANK`` on GPU,
+        else CPU), or ``None`` in a single-process run.
+    """
+    if not launched_with_torchrun():
+        return None
+    return init_distributed()
+
+
+def setup_device(requested: str = "auto") -> torch.device:
+    r"""The device a script should use, creating the process group first under ``torchrun``.
+
+    In a single process this is :func:`graphkit.utils.resolve_device` of ``requested``. Under
+    ``torchrun`` with ``"auto"`` or ``"cuda"`` each rank gets ``cuda:LOCAL_RANK`` (or the CPU
+    without a GPU); an explicit ``"cpu"`` or ``"cuda:i"`` is kept.
+    """
+    from graphkit.utils import resolve_device
+
+    rank_device = ensure_distributed()
+    if rank_device is not None and str(requested).strip().lower() in ("auto", "cuda"):
+        return rank_device
+    return resolve_device(requested)
+
+
+def wrap_ddp(module: torch.nn.Module, find_unused_parameters: bool = False,
+             broadcast_buffers: bool = True) -> torch.nn.Module:
+    r"""``module`` wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` when a process
+    group is initialised and it has trainable parameters; otherwise ``module`` itself.
+
+    The wrapper broadcasts rank 0's parameters and buffers on construction, so every replica
+    starts equal, and averages the gradients over the ranks during ``backward``. On CUDA the
+    module must already sit on this rank's device (:func:`init_distributed`'s return value).
+    ``broadcast_buffers=False`` skips re-sending rank 0's buffers before every forward (for
+    buffers that are equal on every rank by construction, such as a cached graph).
+    """
+    if not is_distributed() or not any(p.requires_grad for p in module.parameters()):
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(p.device for p in module.parameters())
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    kwargs = {}
+    if not broadcast_buffers:  # newer torch names it forward_sync_buffers
+        import inspect
+
+        params = inspect.signature(DistributedDataParallel.__init__).parameters
+        kwargs["forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"] = False
+    return DistributedDataParallel(module, device_ids=ids,
+                                   find_unused_parameters=find_unused_parameters, **kwargs)
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on at least one (a stop decision all ranks
+    must take together); ``flag`` itself without a process group."""
+    if not is_distributed():
+        return bool(flag)
+    dev = (torch.device("cuda", torch.cuda.current_device())
+           if dist.get_backend() == "nccl" else torch.device("cpu"))
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` of rank ``src`` on every rank (picklable objects; tensors come back on CPU
+    under gloo). Without a process group ``obj`` is returned."""
+    if not is_distributed():
+        return obj
+    box = [obj if get_rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def split_for_rank(items: torch.Tensor, rank: Optional[int] = None,
+                   world_size: Optional[int] = None) -> torch.Tensor:
+    r"""This rank's contiguous part of ``items`` (split along dimension 0).
+
+    The ``n`` items are cut into ``world_size`` parts whose sizes differ by at most one (the
+    first ``n mod world_size`` ranks get one more), as :func:`torch.tensor_split` does; with
+    ``n < world_size`` some ranks get an empty part.
+    """
+    rank = get_rank() if rank is None else rank
+    world_size = get_world_size() if world_size is None else world_size
+    if world_size == 1:
+        return items
+    return torch.tensor_split(items, world_size)[rank]
+
+
+def print0(*args: Any, **kwargs: Any) -> None:
+    """``print`` on rank 0 only (every rank prints in a single-process run, i.e. rank 0)."""
+    if is_main_process():
+        print(*args, **kwargs)
 
 
 def barrier() -> None:

@@ -41,7 +41,8 @@ Select = Union[None, str, Tuple[str, str]]
 
 __all__ = ["fit", "train_node_classifier", "train_graph_classifier", "node_step",
            "graph_train_epoch", "graph_evaluate",
-           "node_metrics", "check_node_data", "WindowMeanStop", "PatienceStop", "run_many"]
+           "node_metrics", "check_node_data", "check_replicas", "WindowMeanStop", "PatienceStop",
+           "run_many"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,6 +170,10 @@ def fit(step: Callable[[], float], evaluate: Callable[[], Metrics], epochs: int,
         the selected epoch's metrics (``"epoch"``, ``"train_loss"`` and those of ``evaluate``)
         plus ``"epochs_run"`` and ``"stopped"`` (``"epochs"``, ``"early stopping"`` or
         ``"time budget"``).
+
+    Under ``torch.distributed`` (``torchrun``) the ranks agree after every epoch: the time
+    budget and the stopping rule end training on every rank when they fire on one, so no rank
+    waits for a step the others will never take.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
@@ -178,6 +183,9 @@ def fit(step: Callable[[], float], evaluate: Callable[[], Metrics], epochs: int,
         raise ValueError(f"fit: time_budget must be a positive number of seconds, "
                          f"got {time_budget!r}")
     key, mode = _selection(select)
+    from graphkit.engine.distributed import any_rank, is_distributed
+
+    distributed = is_distributed()
     history: History = []
     best: Optional[Metrics] = None
     stopped, epoch, start = "epochs", 0, time.perf_counter()
@@ -186,6 +194,8 @@ def fit(step: Callable[[], float], evaluate: Callable[[], Metrics], epochs: int,
         if scheduler is not None:
             scheduler.step()
         over_time = time_budget is not None and time.perf_counter() - start >= time_budget
+        if distributed:  # all ranks must evaluate and stop at the same epoch
+            over_time = any_rank(over_time)
         if epoch % eval_every and epoch != epochs and not over_time:
             continue
         metrics = {"epoch": epoch, "train_loss": float(train_loss), **evaluate()}
@@ -197,7 +207,10 @@ def fit(step: Callable[[], float], evaluate: Callable[[], Metrics], epochs: int,
             best = metrics
         if callback is not None:
             callback(metrics)
-        if stop is not None and stop(history, epochs):
+        wants_stop = stop is not None and stop(history, epochs)
+        if distributed:
+            wants_stop = any_rank(wants_stop)
+        if wants_stop:
             stopped = "early stopping"
         elif over_time:
             stopped = "time budget"
@@ -287,12 +300,20 @@ def train_node_classifier(model: torch.nn.Module, data: Any, optimizer: torch.op
         select: see :func:`fit`; ``"val_loss"`` (lowest), ``"val_acc"`` or ``"test_acc"``.
         **kwargs: ``stop``, ``time_budget``, ``eval_every``, ``scheduler``, ``callback`` of
             :func:`fit`.
+
+    Under ``torchrun`` the training step gets ``model`` wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (a custom ``step`` must call it, not
+    one of its methods, for the gradients to be averaged; a run whose replicas differ after
+    the first epoch raises :class:`RuntimeError`). Full-batch training is replicated, not
+    sharded: every rank runs the whole graph and the result equals a single-process run.
     """
     check_node_data(data)
+    net = _distributed_model(model)
     if step is None:
-        train = lambda: node_step(model, data, optimizer, loss_fn)  # noqa: E731
+        train = lambda: node_step(net, data, optimizer, loss_fn)  # noqa: E731
     else:
-        train = lambda: step(model, data, optimizer)  # noqa: E731
+        train = lambda: step(net, data, optimizer)  # noqa: E731
+    train = _check_replicas_after_first(train, model)
     if evaluate is None:
         evaluation = lambda: _node_evaluate(model, data, loss_fn)  # noqa: E731
     else:
@@ -388,6 +409,13 @@ def train_graph_classifier(model: torch.nn.Module, loaders: Sequence[Optional[It
         select: see :func:`fit`. (default: ``"val_acc"``)
         **kwargs: ``stop``, ``time_budget``, ``eval_every``, ``scheduler``, ``callback`` of
             :func:`fit`.
+
+    Under ``torchrun`` training calls ``forward`` with ``model`` wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (``forward`` must call it, not one of
+    its methods). The training loader should yield this rank's share of every global batch
+    (e.g. :class:`graphkit.loader.IndexLoader`, which shards by rank); an unsharded loader
+    gives every rank the same batches, i.e. the single-process result at no speed-up.
+    Evaluation runs on every rank with the unwrapped model.
     """
     if len(loaders) not in (2, 3) or loaders[0] is None or loaders[1] is None:
         raise ValueError("train_graph_classifier: loaders must be (train, val) or "
@@ -395,9 +423,13 @@ def train_graph_classifier(model: torch.nn.Module, loaders: Sequence[Optional[It
     train_loader, val_loader = loaders[0], loaders[1]
     test_loader = loaders[2] if len(loaders) == 3 else None
 
+    net = _distributed_model(model)
+
     def step() -> float:
-        return graph_train_epoch(model, train_loader, optimizer, forward, loss_fn, penalty,
+        return graph_train_epoch(net, train_loader, optimizer, forward, loss_fn, penalty,
                                  device)
+
+    step = _check_replicas_after_first(step, model)
 
     def evaluate() -> Metrics:
         metrics = {}
@@ -408,6 +440,61 @@ def train_graph_classifier(model: torch.nn.Module, loaders: Sequence[Optional[It
         return metrics
 
     return fit(step, evaluate, epochs, select=select, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# torch.distributed
+# ----------------------------------------------------------------------------------------------
+def _distributed_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in DDP when the script runs under ``torchrun`` (the process group is created
+    on first use), else ``model``."""
+    from graphkit.engine.distributed import ensure_distributed, wrap_ddp
+
+    ensure_distributed()
+    return wrap_ddp(model)
+
+
+@torch.no_grad()
+def check_replicas(model: torch.nn.Module) -> None:
+    """Raise :class:`RuntimeError` unless ``model``'s parameters are equal on every rank
+    (compares a checksum; a no-op without a process group)."""
+    from graphkit.engine.distributed import is_distributed
+
+    if not is_distributed():
+        return
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters()]
+    if not params:
+        return
+    dev = (torch.device("cuda", torch.cuda.current_device())
+           if dist.get_backend() == "nccl" else torch.device("cpu"))
+    total = torch.stack([p.detach().double().sum().to(dev) for p in params]).sum()
+    lo, hi = total.clone(), total.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if not bool(torch.isclose(lo, hi, rtol=1e-9, atol=1e-12)):
+        raise RuntimeError("the model's replicas differ between ranks after training: the "
+                           "training step must call the DDP-wrapped model it is given (not the "
+                           "original module or one of its methods), so the gradients are averaged")
+
+
+def _check_replicas_after_first(step: Callable[[], float], model: torch.nn.Module
+                                ) -> Callable[[], float]:
+    from graphkit.engine.distributed import is_distributed
+
+    if not is_distributed():
+        return step
+    calls = [0]
+
+    def checked() -> float:
+        loss = step()
+        calls[0] += 1
+        if calls[0] == 1:
+            check_replicas(model)
+        return loss
+
+    return checked
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,18 +511,26 @@ def run_many(runs: int, train_run: Callable[[int, int], Metrics], *, seed: int =
     ``{"run", "seed", "time_s", "settings", **result}``; with ``resume`` the runs already in
     ``log`` with equal ``settings`` are read back instead of trained again.
 
+    Under ``torchrun`` every rank trains every run (together, through DDP), rank 0 alone reads
+    and appends to ``log`` and passes what it read to the other ranks.
+
     Returns:
         ``(records, resumed)``: one record per run in run order, and the run ids read back.
     """
+    from graphkit.engine.distributed import broadcast_object, ensure_distributed, is_main_process
     from graphkit.engine.log import append_run, finished_runs
     from graphkit.engine.seed import seed_everything
 
+    ensure_distributed()
+
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"run_many: runs must be an int >= 1, got {runs!r}")
-    if log is not None:  # the log's folder is created, as checkpoint folders are
+    main = is_main_process()
+    if log is not None and main:  # the log's folder is created, as checkpoint folders are
         pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
-    done = finished_runs(log, settings) if resume else {}
-    if done:
+    # Under torchrun rank 0 reads the log (other nodes may not see its disk) and tells the others
+    done = broadcast_object(finished_runs(log, settings) if resume and main else {})
+    if done and main:
         print(f"resuming: {len(done)} finished runs found in {log}", flush=True)
     records, resumed = [], []
     for run in range(runs):
@@ -448,7 +543,8 @@ def run_many(runs: int, train_run: Callable[[int, int], Metrics], *, seed: int =
             result = train_run(run, seed + run)
             rec = dict(run=run, seed=seed + run, time_s=time.perf_counter() - t0,
                        settings=settings, **result)
-            append_run(log, rec)
+            if main:
+                append_run(log, rec)
         records.append(rec)
         if on_run is not None:
             on_run(rec)

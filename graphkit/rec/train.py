@@ -5,6 +5,15 @@ A model plugs in by providing ``set_graph(train_edge_index)``, ``loss(users, pos
 ``embeddings() -> (user_emb, item_emb)`` (or ``score_all(users)``), ``reset_parameters()`` and
 a JSON-able ``model_args`` property. Models that draw their own negatives (UltraGCN's many
 negatives) expose ``sample_negatives(num, generator, users=...)``.
+
+Under ``torchrun --nproc_per_node=N`` (or several nodes) :func:`fit` trains with
+``torch.distributed`` DDP and needs no other code: the process group is created on first use
+(gloo on CPU, nccl on GPU, one GPU per process), every rank draws the same global batch from
+the same seeded generator and trains on its contiguous part of it (:func:`split_for_rank`),
+the per-rank losses are weighted by their share of the batch so that the averaged gradient is
+the single-process one, and rank 0 alone evaluates (and tells the others the result), writes
+checkpoints and the log. Resuming reads ``last.pt`` on rank 0 and sends its content to the
+other ranks, so the checkpoint folder need not be visible from every node.
 """
 from __future__ import annotations
 
@@ -17,6 +26,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from graphkit.engine.distributed import (
+    any_rank,
+    broadcast_object,
+    ensure_distributed,
+    get_world_size,
+    is_distributed,
+    is_main_process,
+    split_for_rank,
+    wrap_ddp,
+)
 from graphkit.engine.optim import adam
 from graphkit.rec.data import InteractionGraph, data_fingerprint
 from graphkit.rec.evaluate import DotProductScorer, full_ranking
@@ -308,6 +327,14 @@ def fit(
         on_resume (callable, optional): called once when training continues from a
             checkpoint, with ``{"path", "epochs_done", "wall_time_s", "sittings"}`` (the
             epochs and wall time of the earlier sittings, and this sitting's number).
+
+    Under ``torchrun`` (see the module docstring) ``batch_size`` is the global batch, split over
+    the ranks in contiguous parts whose sizes differ by at most one; it must be at least the
+    world size, and in ``sampler="epoch"`` a last batch with fewer pairs than ranks is skipped
+    (those pairs come in another position of the next epoch's shuffle). The model's loss must
+    be a mean over the batch plus terms that do not depend on it (LightGCN, MF); a model whose
+    ``loss_reduction`` is ``"sum"`` (UltraGCN) raises a :class:`ValueError`. On GPU a model on
+    another CUDA device than the rank's is moved to it. Every rank returns the same result.
     """
     from graphkit.engine import JSONLLogger
     from graphkit.engine import progress as progress_bar
@@ -317,6 +344,11 @@ def fit(
         return _fit_training_free(model, graph, tuple(ks), select_on, eval_batch_size, eval_memory_budget)
     ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
                          select_on=select_on, monitor=monitor, ks=ks)
+    rank_device = ensure_distributed()
+    if is_distributed():
+        _check_distributed_fit(model, batch_size)
+        if rank_device is not None and rank_device.type == "cuda" and _model_device(model) != rank_device:
+            model.to(rank_device)
     device = _model_device(model)
     train = graph.train.to(device)
     model.set_graph(train)
@@ -332,12 +364,17 @@ def fit(
                                    select_on=select_on, monitor=monitor, seed=int(seed),
                                    num_train=int(graph.num_train)),
                fingerprint=data_fingerprint(graph))
-    if run.ckpt_dir is not None and resume and (run.ckpt_dir / "last.pt").exists():
+    main = is_main_process()
+    # rank 0 decides: the other ranks may run on nodes that do not see its disk
+    if broadcast_object(run.ckpt_dir is not None and resume and (run.ckpt_dir / "last.pt").exists()):
         _resume(run, device)
         if on_resume is not None:
             on_resume({"path": str(run.ckpt_dir / "last.pt"), "epochs_done": run.start_epoch,
                        "wall_time_s": run.elapsed_before, "sittings": run.sittings})
-    logger = JSONLLogger(log_path) if log_path else None
+    # DDP over the loss (the models train through ``loss``, not ``forward``); built after
+    # resuming, it starts every replica from rank 0's weights
+    run.net = wrap_ddp(_LossForward(model), broadcast_buffers=False) if is_distributed() else None
+    logger = JSONLLogger(log_path) if log_path and main else None
     run.t0 = time.time()
     # A run that already stopped early is finished: resuming it only restores the selected
     # model and evaluates, it does not train further epochs.
@@ -346,12 +383,15 @@ def fit(
         epochs = run.start_epoch
     epoch = run.start_epoch - 1
     bar = progress_bar(range(run.start_epoch, epochs), desc="train", total=epochs,
-                       disable=None if progress is None else not progress, initial=run.start_epoch)
+                       disable=(None if progress is None else not progress) if main else True,
+                       initial=run.start_epoch)
     with GracefulStop(enabled=graceful_stop) as stop:
         for epoch in bar:
             record: Dict[str, Any] = {"epoch": epoch, "loss": _train_epoch(
                 run, epoch, sampler=sampler, batch_size=batch_size, negative_candidates=negative_candidates)}
             out_of_time = (time_budget_s is not None and time.time() - run.t0 >= time_budget_s) or stop.requested
+            if run.net is not None:  # every rank stops at the same epoch
+                out_of_time = any_rank(out_of_time)
             if (epoch + 1) % eval_every == 0 or epoch == epochs - 1 or out_of_time:
                 _evaluate_and_select(run, epoch, record, select_on=select_on, ks=ks, monitor=monitor,
                                      patience=patience, eval_batch_size=eval_batch_size,
@@ -375,12 +415,37 @@ def fit(
     _restore_best(run, device)
     test = None
     if graph.test is not None:
-        test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size,
-                              memory_budget=eval_memory_budget)
+        if main:
+            test = evaluate_model(model, graph, "test", ks=ks, batch_size=eval_batch_size,
+                                  memory_budget=eval_memory_budget)
+        test = broadcast_object(test)
     return FitResult(best_epoch=run.best_epoch, best_valid=run.best_valid, test=test, history=run.history,
                      epochs_run=epoch + 1, wall_time_s=run.elapsed(), selected_on=select_on,
                      stopped_early=run.stopped_early, interrupted=stop.requested,
                      resumed_from=run.start_epoch if run.sittings > 1 else None, sittings=run.sittings)
+
+
+class _LossForward(torch.nn.Module):
+    """``forward(users, pos, neg)`` = ``model.loss(users, pos, neg)``, so DDP sees the loss."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        return self.model.loss(users, pos, neg)
+
+
+def _check_distributed_fit(model, batch_size: int) -> None:
+    """Refuse what DDP training in :func:`fit` cannot reproduce."""
+    world = get_world_size()
+    if getattr(model, "loss_reduction", "mean") == "sum" or type(model).__name__ == "UltraGCN":
+        raise ValueError(f"{type(model).__name__}'s loss sums over the batch and adds a term that does not "
+                         "depend on it, so per-rank losses cannot be recombined into the single-process one; "
+                         "train it in one process (without torchrun)")
+    if batch_size < world:
+        raise ValueError(f"batch_size={batch_size} is smaller than the world size {world}: every rank needs "
+                         "at least one training pair per step")
 
 
 def _check_fit_args(model, graph: InteractionGraph, *, sampler: str, negative_candidates: int, select_on: str,
@@ -431,6 +496,7 @@ class _Run:
     stopped_early: bool = False
     t0: float = 0.0
     best_state: Optional[Dict[str, Tensor]] = None  # the selected weights, without checkpoint_dir
+    net: Any = None  # the DDP wrapper of the loss under torchrun
 
     def elapsed(self) -> float:
         """Wall time of the run so far, earlier sittings included."""
@@ -438,10 +504,58 @@ class _Run:
 
 
 def _resume(run: _Run, device) -> None:
-    """Load ``last.pt`` into the run, refusing a checkpoint of other settings or other data."""
-    from graphkit.engine import load_checkpoint
+    """Load ``last.pt`` into the run, refusing a checkpoint of other settings or other data.
+
+    Under DDP rank 0 reads and checks the file and sends its content (or the reason it cannot
+    be used) to the other ranks."""
+    from graphkit.engine.checkpoint import set_rng_state, unwrap_model
 
     path = run.ckpt_dir / "last.pt"
+    state, error = None, None
+    if is_main_process():
+        try:
+            state = _read_resume_state(run, path, device)
+        except ResumeError as exc:
+            error = str(exc)
+    if is_distributed():
+        keys = ("epoch", "extra", "model_state", "optimizer_state", "rng")
+        error, sent = broadcast_object((error, None if state is None else {k: state[k] for k in keys}))
+        if error is None and not is_main_process():
+            state = sent
+            unwrap_model(run.model).load_state_dict(state["model_state"])
+            run.optimizer.load_state_dict(state["optimizer_state"])
+            set_rng_state(state["rng"])
+    if error is not None:
+        raise ResumeError(error)
+    extra = state["extra"] or {}
+    run.start_epoch = state["epoch"] + 1
+    run.best_value = float(extra.get("best_value", -math.inf))
+    run.best_epoch = int(extra.get("best_epoch", -1))
+    run.bad_evals = int(extra.get("bad_evals", 0))
+    run.best_valid = dict(extra.get("best_valid", {}))
+    run.history = list(extra.get("history", []))
+    run.elapsed_before = float(extra.get("wall_time_s", 0.0))
+    run.sittings = int(extra.get("sittings", 1)) + 1
+    if "generator" in extra:
+        run.generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+    if is_distributed() and run.best_epoch >= 0:
+        # the other ranks restore the selected weights from memory at the end, not from best.pt
+        best = None
+        if is_main_process() and (run.ckpt_dir / "best.pt").exists():
+            best = _load_state(run.ckpt_dir / "best.pt", device)
+        run.best_state = broadcast_object(best)
+
+
+def _load_state(path: pathlib.Path, device) -> Dict[str, Tensor]:
+    from graphkit.engine import load_checkpoint
+
+    return load_checkpoint(path, map_location=device, restore_rng=False)["model_state"]
+
+
+def _read_resume_state(run: _Run, path: pathlib.Path, device) -> Dict[str, Any]:
+    """Load ``path`` into the run's model and optimiser and check it belongs to this run."""
+    from graphkit.engine import load_checkpoint
+
     try:
         state = load_checkpoint(path, model=run.model, optimizer=run.optimizer, map_location=device)
     except (ValueError, RuntimeError) as exc:
@@ -465,23 +579,16 @@ def _resume(run: _Run, device) -> None:
                 + ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
                 + "); pass the same settings to continue it, or resume=False / another "
                 "checkpoint_dir to start afresh")
-    run.start_epoch = state["epoch"] + 1
-    run.best_value = float(extra.get("best_value", -math.inf))
-    run.best_epoch = int(extra.get("best_epoch", -1))
-    run.bad_evals = int(extra.get("bad_evals", 0))
-    run.best_valid = dict(extra.get("best_valid", {}))
-    run.history = list(extra.get("history", []))
-    run.elapsed_before = float(extra.get("wall_time_s", 0.0))
-    run.sittings = int(extra.get("sittings", 1)) + 1
-    if "generator" in extra:
-        run.generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+    return state
 
 
 def _save(run: _Run, epoch: int, path: pathlib.Path) -> None:
     """Atomically checkpoint the run after ``epoch`` (model, optimiser, selection state,
-    sampling generator, settings and data fingerprint)."""
+    sampling generator, settings and data fingerprint). Only rank 0 writes."""
     from graphkit.engine import save_checkpoint
 
+    if not is_main_process():
+        return
     extra = dict(best_value=run.best_value, best_epoch=run.best_epoch, bad_evals=run.bad_evals,
                  best_valid=run.best_valid, history=run.history, train_settings=run.train_settings,
                  data_fingerprint=run.fingerprint, sittings=run.sittings, wall_time_s=run.elapsed(),
@@ -497,8 +604,11 @@ def _train_epoch(run: _Run, epoch: int, *, sampler: str, batch_size: int, negati
     uses_own_negatives = hasattr(model, "sample_negatives")
     model.train()
     total = 0.0
+    net, world = run.net, get_world_size() if run.net is not None else 1
     perm = torch.randperm(graph.num_train, device=device, generator=generator) if sampler == "epoch" else None
     for step in range(steps):
+        if world > 1 and sampler == "epoch" and perm[step * batch_size:(step + 1) * batch_size].numel() < world:
+            break  # a last batch with fewer pairs than ranks (see fit)
         if sampler == "user":
             users, pos, neg = sample_bpr_triples(run.positives, batch_size, graph.num_items, generator,
                                                  num_negatives=negative_candidates)
@@ -512,13 +622,26 @@ def _train_epoch(run: _Run, epoch: int, *, sampler: str, batch_size: int, negati
             else:
                 neg = sample_negatives(users, negative_candidates, run.positives, graph.num_items, generator)
         run.optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(users, pos, neg)
+        if net is None:
+            loss = model.loss(users, pos, neg)
+            scaled = loss
+        else:
+            # every rank drew the same global batch; it trains on its part, weighted by the
+            # part's share so that DDP's average of the gradients is the global batch's
+            n = users.numel()
+            users, pos, neg = (split_for_rank(t) for t in (users, pos, neg))
+            loss = net(users, pos, neg)
+            scaled = loss * (world * users.numel() / n)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}, step {step}: "
                                      "lower the learning rate")
-        loss.backward()
+        scaled.backward()
         run.optimizer.step()
-        total += float(loss.detach())
+        total += float(scaled.detach())
+    if net is not None:
+        from graphkit.engine.distributed import all_reduce_mean
+
+        return all_reduce_mean(total) / steps
     return total / steps
 
 
@@ -527,14 +650,17 @@ def _evaluate_and_select(run: _Run, epoch: int, record: Dict[str, Any], *, selec
                          eval_memory_budget: Optional[int] = None) -> None:
     """Evaluate on the selection part, keep the model if it is the best so far, update early
     stopping, and complete ``record`` (appended to the history)."""
-    sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size,
-                         memory_budget=eval_memory_budget)
+    sel = None
+    if is_main_process():  # the replicas are equal: rank 0 evaluates and tells the others
+        sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size,
+                             memory_budget=eval_memory_budget)
+    sel = broadcast_object(sel)
     record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
     value = sel[monitor]
     if value > run.best_value:
         run.best_value, run.best_epoch, run.bad_evals = value, epoch, 0
         run.best_valid = {k: v for k, v in sel.items() if "@" in k}
-        if run.ckpt_dir is not None:
+        if run.ckpt_dir is not None and is_main_process():
             _save(run, epoch, run.ckpt_dir / "best.pt")
         else:
             run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
@@ -554,7 +680,7 @@ def _restore_best(run: _Run, device) -> None:
 
     if run.best_epoch < 0:
         return
-    if run.ckpt_dir is not None:
+    if run.ckpt_dir is not None and is_main_process():
         load_checkpoint(run.ckpt_dir / "best.pt", model=run.model, map_location=device, restore_rng=False)
     elif run.best_state is not None:
         run.model.load_state_dict(run.best_state)

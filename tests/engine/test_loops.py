@@ -317,3 +317,105 @@ def test_run_many_creates_the_folder_of_its_log(tmp_path):
     log = tmp_path / "new" / "folder" / "runs.jsonl"
     recs, _ = run_many(1, lambda run, seed: {"value": 1.0}, log=str(log))
     assert log.exists() and recs[0]["value"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Under torchrun: 2 CPU processes (gloo)
+# ----------------------------------------------------------------------------------------------
+def _tiny_node_data():
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 4, generator=g) + y.view(-1, 1).float()
+    ei = torch.randint(0, n, (2, 160), generator=g)
+    masks = [torch.arange(n) % 4 == k for k in range(3)]
+    return Data(x=x, edge_index=ei, y=y, train_mask=masks[0] | (torch.arange(n) % 4 == 3),
+                val_mask=masks[1], test_mask=masks[2])
+
+
+def _ddp_node_task(log):
+    """Two runs of full-batch node classification through run_many; returns per-run results and
+    the final parameters."""
+    data = _tiny_node_data()
+    models = []
+
+    def train_run(run, seed):
+        model = GCNConv(4, 2)
+        models.append(model)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        return train_node_classifier(model, data, opt, 12, stop=PatienceStop(4, "val_loss"))
+
+    records, _ = run_many(2, train_run, seed=0, settings={"task": "ddp"}, log=log)
+    out = [{k: r[k] for k in ("epoch", "epochs_run", "val_loss", "test_acc")} for r in records]
+    return out, [p.detach().clone() for p in models[-1].parameters()]
+
+
+def _ddp_worker(rank, port, tmp):
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from graphkit.engine.distributed import cleanup_distributed
+
+    try:
+        results, params = _ddp_node_task(os.path.join(tmp, f"r{rank}", "runs.jsonl"))
+        # a stopping rule that fires on rank 1 only stops both ranks at the same epoch
+        stop_rank1 = fit(lambda: 0.0, lambda: {"val_loss": 1.0}, 10,
+                         stop=lambda history, epochs: rank == 1 and len(history) == 3)
+        # a step that trains the original module, not the DDP wrapper, lets the replicas drift
+        data, model = _tiny_node_data(), torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def bypass(m, d, o):
+            o.zero_grad()
+            loss = (model(d.x) - rank).pow(2).mean()
+            loss.backward()
+            o.step()
+            return float(loss)
+
+        try:
+            train_node_classifier(model, data, opt, 3, step=bypass,
+                                  evaluate=lambda m, d: {"val_loss": 0.0})
+            drift = ""
+        except RuntimeError as exc:
+            drift = str(exc)
+        torch.save({"results": results, "params": params, "epochs_run": stop_rank1["epochs_run"],
+                    "drift": drift}, os.path.join(tmp, f"out{rank}.pt"))
+    finally:
+        cleanup_distributed()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or torch.cuda.is_available(),
+                    reason="tests the CPU/gloo path")
+def test_two_processes_train_like_one_and_only_rank0_logs(tmp_path, monkeypatch):
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_ddp_worker, args=(r, port, str(tmp_path))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=90)
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    out = [torch.load(tmp_path / f"out{r}.pt") for r in range(2)]
+    assert (tmp_path / "r0" / "runs.jsonl").exists() and not (tmp_path / "r1").exists()
+    assert out[0]["results"] == out[1]["results"]
+    for a, b in zip(out[0]["params"], out[1]["params"]):
+        assert torch.equal(a, b)
+    assert out[0]["epochs_run"] == out[1]["epochs_run"] == 3
+    assert all("replicas differ between ranks" in o["drift"] for o in out)
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    single, params = _ddp_node_task(str(tmp_path / "single.jsonl"))
+    for a, b in zip(single, out[0]["results"]):  # full-batch training is replicated: same result
+        assert a["epoch"] == b["epoch"] and a["epochs_run"] == b["epochs_run"]
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    for a, b in zip(params, out[0]["params"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

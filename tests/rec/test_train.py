@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -227,3 +229,123 @@ def test_scale_recipe_keeps_epochs_linear_in_the_data():
         scale_recipe(4_000_000, 160_000, 100_000, memory_budget=2 ** 29)
     with pytest.raises(ValueError, match="num_train must be a positive integer"):
         scale_recipe(0, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# `graphkit rec train` under torchrun: 2 CPU processes (gloo)
+# ---------------------------------------------------------------------------------------------
+def _write_events(path):
+    rng = np.random.default_rng(0)
+    lines = ["user,item"]
+    for u in range(24):
+        for i in rng.choice(12, size=6, replace=False):
+            lines.append(f"u{u},{'A' if u < 12 else 'B'}{i}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _cli_argv(events, epochs, out, *extra):
+    # batch 63: the two ranks take 32 and 31 pairs of every global batch
+    return ["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+            "--model", "lightgcn", "--epochs", str(epochs), "--eval-every", "1", "--patience", "50",
+            "--batch-size", "63", "--lr", "0.01", "--embedding-dim", "8", "--num-layers", "2",
+            "--threads", "1", "--no-progress", "--out", str(out), *extra]
+
+
+def _capture_final_parameters(path):
+    """Make `graphkit rec train` save the trained model's parameters to ``path``."""
+    import graphkit.rec.train as train
+
+    real = train.fit
+
+    def fit_and_save(model, graph, **kwargs):
+        result = real(model, graph, **kwargs)
+        torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, path)
+        return result
+
+    train.fit = fit_and_save
+    return real
+
+
+def _cli_worker(rank, port, cwd, argv):
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.chdir(cwd)  # rank r writes under its own folder: what rank 1 writes is visible apart
+    torch.set_num_threads(1)
+    from graphkit.cli import main
+    from graphkit.engine.distributed import cleanup_distributed
+
+    _capture_final_parameters(os.path.join(cwd, "params.pt"))
+    code = main(argv)
+    cleanup_distributed()
+    os._exit(code)
+
+
+def _run_two_ranks(tmp_path, argv):
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_cli_worker, args=(r, port, str(tmp_path / f"r{r}"), argv))
+             for r in range(2)]
+    for r, p in enumerate(procs):
+        (tmp_path / f"r{r}").mkdir(exist_ok=True)
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    return [torch.load(tmp_path / f"r{r}" / "params.pt") for r in range(2)]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or torch.cuda.is_available(),
+                    reason="tests the CPU/gloo path")
+def test_rec_train_under_two_processes_matches_one_and_resumes(tmp_path, monkeypatch):
+    events = tmp_path / "events.csv"
+    _write_events(events)
+    # 2 epochs, then a second sitting to 3 epochs that resumes from rank 0's checkpoint
+    _run_two_ranks(tmp_path, _cli_argv(events, 2, "model"))
+    r0, r1 = _run_two_ranks(tmp_path, _cli_argv(events, 3, "model"))
+    # rank 0 alone wrote checkpoints and the training log; rank 1 read nothing from disk
+    assert (tmp_path / "r0/model/checkpoints/last.pt").exists()
+    assert (tmp_path / "r0/model/checkpoints/best.pt").exists()
+    history = (tmp_path / "r0/model/history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in history] == [0, 1, 2]
+    assert not (tmp_path / "r1/model/checkpoints").exists()
+    assert not (tmp_path / "r1/model/history.jsonl").exists()
+    for k in r0:
+        torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)  # identical replicas
+    # one process, 3 epochs without interruption, same global batch: the same model
+    from graphkit.cli import main
+
+    real = _capture_final_parameters(tmp_path / "single.pt")
+    try:
+        for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            monkeypatch.delenv(name, raising=False)
+        assert main(_cli_argv(events, 3, tmp_path / "single")) == 0
+    finally:
+        import graphkit.rec.train as train
+        train.fit = real
+    single = torch.load(tmp_path / "single.pt")
+    initial_differs = False
+    for k in single:
+        torch.testing.assert_close(r0[k], single[k], rtol=1e-5, atol=1e-6)
+        initial_differs = initial_differs or not torch.equal(single[k], torch.zeros_like(single[k]))
+    assert initial_differs
+
+
+def test_distributed_fit_refuses_what_it_cannot_reproduce(monkeypatch):
+    from graphkit.nn.models import UltraGCN
+    from graphkit.rec.train import _check_distributed_fit
+
+    monkeypatch.setattr("graphkit.rec.train.get_world_size", lambda: 4)
+    with pytest.raises(ValueError, match="smaller than the world size 4"):
+        _check_distributed_fit(LightGCN(30, 40, embedding_dim=8), batch_size=3)
+    with pytest.raises(ValueError, match="sums over the batch"):
+        _check_distributed_fit(UltraGCN(30, 40, embedding_dim=8), batch_size=64)
+    _check_distributed_fit(LightGCN(30, 40, embedding_dim=8), batch_size=4)
