@@ -44,6 +44,7 @@ _EXPORTS = {
     "WindowMeanStop": "loops",
     "PatienceStop": "loops",
     "run_many": "loops",
+    "check_replicas": "loops",
     # tracker.py
     "RunTracker": "tracker",
     "mean_std": "tracker",
@@ -58,6 +59,14 @@ _EXPORTS = {
     # distributed.py
     "init_distributed": "distributed",
     "is_main_process": "distributed",
+    "ensure_distributed": "distributed",
+    "launched_with_torchrun": "distributed",
+    "setup_device": "distributed",
+    "wrap_ddp": "distributed",
+    "any_rank": "distributed",
+    "broadcast_object": "distributed",
+    "split_for_rank": "distributed",
+    "print0": "distributed",
     "get_rank": "distributed",
     "is_distributed": "distributed",
     "get_world_size": "distributed",
