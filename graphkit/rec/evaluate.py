@@ -18,6 +18,16 @@ precision and recall, as in the UltraGCN and LCFN evaluation code.
 deterministic and independent of the top-k kernel. This matters for untrained or degenerate
 models; it is enforced cheaply (only rows with a tie at the cut-off are re-sorted).
 
+**Cost.** Exact full ranking scores every evaluated user against every item: a block of ``B``
+users costs one ``[B, F] x [F, I]`` product (``2 B I F`` flop), writing ``-inf`` over the
+block's training items, and :func:`~graphkit.utils.topk_ties_by_index`, whose only pass over
+the ``B x I`` scores computes maxima of 64-column chunks; the rest works on about ``B x k``
+candidates. The product is most of the time (about three quarters at 4 M interactions with
+``F = 64``; the top-k most of the rest). In total that is ``users x items x 2F`` flop, so on
+data whose users and items both grow with the number of interactions ``n`` the cost grows
+as ``n^2``, not ``n``: a growth exponent of 2 is what exact full ranking costs, and only its
+constant can be improved. The pair indexes are built once per call (linear in ``n``).
+
 **NaN.** A NaN score is an error naming the user and the item (it would otherwise rank first).
 Infinite scores are allowed: only their order matters, and ``-inf`` is how masked items rank.
 """

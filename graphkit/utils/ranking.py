@@ -2,7 +2,7 @@
 deterministic top-k. Kept outside ``nn`` and ``rec`` so that both can use them."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -18,7 +18,11 @@ class PairIndex:
     def __init__(self, pairs: Tensor, num_users: int, num_items: int, device=None):
         device = pairs.device if device is None else torch.device(device)
         pairs = pairs.long()
-        keys = torch.unique(pairs[0] * num_items + pairs[1]).to(device)  # sorted, deduplicated
+        keys = pairs[0] * num_items + pairs[1]
+        # sorted and deduplicated; splits usually hand over sorted pairs, which skip the sort
+        if keys.numel() > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            keys = torch.unique(keys)
+        keys = keys.to(device)
         self.keys = keys
         self.num_items = num_items
         users = keys // num_items
@@ -59,10 +63,14 @@ def topk_ties_by_index(scores: Tensor, k: int) -> Tensor:
     are first cut into chunks of 64 and only the chunks whose maximum reaches the ``k``-th
     largest chunk maximum ``t`` of their row are kept. That is exact: the ``k`` chunk maxima at
     or above ``t`` are ``k`` distinct entries, so every entry of the top-``k`` (ties included)
-    is ``>= t`` and lies in a kept chunk. The kept columns, in ascending order, go through the
-    exact rule below. One pass over the scores (the chunk maxima) replaces ``torch.topk`` over
-    the full rows, which is several times slower on CPU. Rows with NaN, or with fewer than
-    ``k`` finite chunk maxima, take the full path.
+    is ``>= t`` and lies in a kept chunk. Of the kept chunks only the entries ``>= t`` are
+    kept (usually about ``k`` per row), in ascending column order, and go through the exact
+    rule below. The only pass over the whole row is the one computing the chunk maxima;
+    everything after it works on about ``k * 64`` entries per row. Rows with NaN, or with
+    fewer than ``k`` finite chunk maxima, take the full path. A row with equal scores across
+    the cut-off (an untrained model scores every item alike) is completed with the
+    lowest-indexed entries equal to the ``k``-th score, found by a running count, without
+    sorting the row.
     """
     if scores.dim() == 2 and scores.is_floating_point() and scores.size(1) >= 32 * _TOPK_CHUNK \
             and 1 <= k <= scores.size(1) // (8 * _TOPK_CHUNK):
@@ -72,38 +80,92 @@ def topk_ties_by_index(scores: Tensor, k: int) -> Tensor:
     return _topk_exact(scores, k)
 
 
-def _topk_by_chunk_maxima(scores: Tensor, k: int):
+def _row_slots(counts: Tensor, total: int) -> Tensor:
+    """Position of each entry within its row, for entries listed row by row (``nonzero``)."""
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(total, device=counts.device) - torch.repeat_interleave(
+        starts, counts, output_size=total)
+
+
+def _topk_by_chunk_maxima(scores: Tensor, k: int) -> Optional[Tensor]:
     b, n = scores.shape
     c = _TOPK_CHUNK
     full = n // c
-    maxima = scores[:, :full * c].reshape(b, full, c).amax(-1)
+    dev = scores.device
+    if scores.stride(1) != 1:
+        scores = scores.contiguous()
+    maxima = scores[:, :full * c].reshape(b, full, c).amax(-1)  # a view: rows keep their stride
     if full * c < n:
         maxima = torch.cat([maxima, scores[:, full * c:].amax(-1, keepdim=True)], 1)
-    num_chunks = maxima.size(1)
     threshold = torch.topk(maxima, k, dim=1).values[:, -1:]
     if not bool(torch.isfinite(threshold).all()) or bool(torch.isnan(maxima).any()):
         return None
-    keep = maxima >= threshold
-    counts = keep.sum(1)
-    width = int(counts.max())
+    keep = maxima[:, :full] >= threshold  # the short last chunk, if any, is always a candidate
+    rows, chunks = keep.nonzero(as_tuple=True)  # row-major: chunks ascend within a row
+    counts = torch.bincount(rows, minlength=b)
+    width = max(int(counts.max()), 1)  # 0 when every row's k-th chunk maximum is the short last chunk
     if width * c * 4 > n:  # too many chunks kept for the prefilter to pay off
         return None
-    rows, chunks = keep.nonzero(as_tuple=True)  # row-major: chunks ascend within a row
-    slot = torch.arange(rows.numel(), device=scores.device) - torch.repeat_interleave(
-        torch.cumsum(counts, 0) - counts, counts, output_size=rows.numel())
-    chosen = torch.full((b, width), num_chunks, dtype=torch.long, device=scores.device)
-    chosen[rows, slot] = chunks
-    cols = (chosen.unsqueeze(-1) * c + torch.arange(c, device=scores.device)).view(b, -1)
-    outside = cols >= n  # padding chunks and the columns past the end of a short last chunk
-    cols.clamp_(max=n - 1)
-    values = scores.gather(1, cols).masked_fill_(outside, float("-inf"))
-    return cols.gather(1, _topk_exact(values, k))
+    chosen = torch.zeros((b, width), dtype=torch.long, device=dev)
+    chosen[rows, _row_slots(counts, rows.numel())] = chunks
+    # copy the kept chunks as 64-float rows: every (row, start) of the scores as one row of an
+    # overlapping-window view, then index_select (a memcpy per chunk)
+    s0 = scores.stride(0)
+    windows = scores.as_strided(((b - 1) * s0 + n - c + 1, c), (1, 1))
+    starts = torch.arange(b, device=dev).unsqueeze(1) * s0 + chosen * c
+    values = windows.index_select(0, starts.view(-1)).view(b, width * c)
+    if full * c < n:  # the columns of the short last chunk come last: order stays ascending
+        values = torch.cat([values, scores[:, full * c:]], 1)
+    # candidates: the entries >= t, outside padding slots (a row with fewer kept chunks than
+    # the widest repeats chunk 0 there), still in ascending column order within each row
+    rows, pos = (values >= threshold).nonzero(as_tuple=True)
+    head = pos < width * c
+    slot_chunk = torch.div(pos, c, rounding_mode="floor")
+    real = ~head | (slot_chunk < counts[rows])
+    rows, pos, head, slot_chunk = rows[real], pos[real], head[real], slot_chunk[real]
+    cols = torch.where(head, chosen[rows, slot_chunk.clamp_(max=width - 1)] * c + pos % c,
+                       full * c + pos - width * c)
+    counts = torch.bincount(rows, minlength=b)
+    slot = _row_slots(counts, rows.numel())
+    width = int(counts.max())
+    packed = torch.full((b, width), float("-inf"), dtype=scores.dtype, device=dev)
+    packed[rows, slot] = values[rows, pos]
+    packed_cols = torch.zeros((b, width), dtype=torch.long, device=dev)
+    packed_cols[rows, slot] = cols
+    return packed_cols.gather(1, _topk_exact(packed, k))
+
+
+_TIE_GROUP = 1 << 22  # entries per group of tied rows in the tie fix-up
+
+
+def _fill_ties(scores: Tensor, index: Tensor, tied: Tensor, tie: Tensor, above: Tensor, k: int,
+               width: int) -> Tensor:
+    """Write into ``index[tied, above:k]`` the lowest column indices among the first ``width``
+    whose score equals ``tie``, for the rows that have enough of them; return the positions
+    (within ``tied``) of the rows that have not."""
+    need = k - above
+    group = max(1, _TIE_GROUP // max(width, 1))
+    left = []
+    for start in range(0, tied.numel(), group):  # bounded memory: a few bytes per entry
+        rows = tied[start:start + group]
+        equal = scores[rows, :width] == tie[start:start + group]
+        want = need[start:start + group].unsqueeze(1)
+        running = torch.cumsum(equal, 1, dtype=torch.int32)
+        done = running[:, -1:] >= want
+        left.append(start + (~done).view(-1).nonzero().view(-1))
+        r, cols = (equal & (running <= want) & done).nonzero(as_tuple=True)  # row-major
+        counts = torch.bincount(r, minlength=rows.numel())
+        slot = above[start:start + group][r] + _row_slots(counts, r.numel())
+        index[rows[r], slot] = cols
+    return torch.cat(left)
 
 
 def _topk_exact(scores: Tensor, k: int) -> Tensor:
     """One ``topk`` of size ``k + 1`` finds the rows where the ``k``-th and ``(k+1)``-th values
-    are equal (a tie across the cut-off); only those rows are fully sorted. Within the top-k,
-    equal values are ordered by index with two stable sorts over ``k`` elements."""
+    are equal (a tie across the cut-off). Within the top-k, equal values are ordered by index
+    with two stable sorts over ``k`` elements. In a tied row the entries ranked above the tie
+    value ``v`` are right; the rest of its top-k are the lowest-indexed entries equal to ``v``,
+    found by a running count over the row (no sort of the row)."""
     n = scores.size(1)
     kk = min(k + 1, n)
     values, index = torch.topk(scores, kk, dim=1, sorted=True)
@@ -114,5 +176,12 @@ def _topk_exact(scores: Tensor, k: int) -> Tensor:
     order = torch.sort(values, dim=1, descending=True, stable=True).indices
     index = index.gather(1, order)
     if tied.numel():
-        index[tied] = torch.sort(scores[tied], dim=1, descending=True, stable=True).indices[:, :k]
+        values = values.gather(1, order)
+        tie = values[tied, k - 1:k]
+        above = (values[tied] != tie).sum(1)  # > v, or NaN: ranked before every entry equal to v
+        # most tied rows have enough entries equal to v among their first columns: look there
+        # first, then over whole rows for the others
+        left = _fill_ties(scores, index, tied, tie, above, k, min(n, max(1024, 64 * k)))
+        if left.numel():
+            _fill_ties(scores, index, tied[left], tie[left], above[left], k, n)
     return index

@@ -261,3 +261,42 @@ def test_full_ranking_budget_below_one_row_fails_before_scoring():
         full_ranking(never, 2, 50, test, ks=(5,), memory_budget=199)
     with pytest.raises(ValueError, match="memory_budget must be a positive"):
         full_ranking(never, 2, 50, test, ks=(5,), memory_budget=0)
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_wide_full_ranking_hits_and_metrics_are_those_of_the_tie_rule(kind, monkeypatch):
+    # wide rows (the top-k prefilter runs) with masked training items: the hit matrix is the one
+    # of a stable sort by descending score, ties by ascending item id, and so are the metrics
+    from graphkit.evaluate import get_metric
+    from graphkit.rec.evaluate import DotProductScorer, topk_hits
+    from graphkit.utils import ranking
+
+    prefiltered = []
+    prefilter = ranking._topk_by_chunk_maxima
+    monkeypatch.setattr(ranking, "_topk_by_chunk_maxima",
+                        lambda s, k: prefiltered.append(prefilter(s, k)) or prefiltered[-1])
+    num_users, num_items, k = 40, 6000, 10
+    g = torch.Generator().manual_seed(21)
+    if kind == "ties":  # integer embeddings: exact scores, equal values across the cut-off
+        user_emb = torch.randint(-3, 4, (num_users, 8), generator=g).float()
+        item_emb = torch.randint(-3, 4, (num_items, 8), generator=g).float()
+    else:
+        user_emb, item_emb = torch.randn(num_users, 8, generator=g), torch.randn(num_items, 8, generator=g)
+    train, test = random_split(num_users, num_items, 0.01, 4)
+    masked = user_emb @ item_emb.t()
+    masked[train[0], train[1]] = float("-inf")
+    truth = torch.zeros(num_users, num_items, dtype=torch.bool)
+    truth[test[0], test[1]] = True
+    ranked = torch.sort(masked, dim=1, descending=True, stable=True)
+    if kind == "ties":
+        assert bool((ranked.values[:, k - 1] == ranked.values[:, k]).any())
+    order = ranked.indices[:, :k]
+    blocks = list(topk_hits(DotProductScorer(user_emb, item_emb), num_users, num_items, test,
+                            exclude=(train,), k=k, batch_size=16))
+    assert prefiltered and all(top is not None for top in prefiltered)
+    users, hits, num = (torch.cat(parts) for parts in zip(*blocks))
+    assert torch.equal(hits, truth[users].gather(1, order[users]))
+    res = full_ranking(DotProductScorer(user_emb, item_emb), num_users, num_items, test,
+                       exclude=(train,), ks=(5, k), batch_size=16, return_per_user=True)
+    for key in ("recall@10", "ndcg@5", "map@10", "mrr@5", "precision@10"):
+        assert torch.equal(res["per_user"][key], get_metric(key)(hits, num)), key

@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from graphkit.utils import ranking
+from graphkit.utils.ranking import PairIndex, topk_ties_by_index
+
+
+def definition(scores, k):
+    """The documented rule: descending score, equal scores by ascending index."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+
+
+def _scores(kind, b, n, g):
+    if kind == "normal":
+        return torch.randn(b, n, generator=g)
+    if kind == "few-values":  # ties everywhere, also across the cut-off
+        return torch.randint(0, 3, (b, n), generator=g).float()
+    if kind == "rounded":  # some ties
+        return (torch.randn(b, n, generator=g) * 4).round()
+    if kind == "masked":  # most entries -inf, as after masking seen items
+        s = torch.randn(b, n, generator=g)
+        s[torch.rand(b, n, generator=g) < 0.97] = float("-inf")
+        return s
+    if kind == "top-in-last-chunk":  # the largest scores sit in the short last chunk
+        s = torch.randn(b, n, generator=g)
+        s[:, -(n % 64 or 64):] += 100.0
+        return s
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["normal", "few-values", "rounded", "masked", "top-in-last-chunk"])
+@pytest.mark.parametrize("layout", ["contiguous", "row-slice", "transposed"])
+def test_topk_ties_by_index_is_the_definition_on_wide_rows(kind, layout):
+    g = torch.Generator().manual_seed(sum(map(ord, kind + layout)))
+    for _ in range(8):
+        b = int(torch.randint(1, 25, (), generator=g))
+        n = int(torch.randint(2048, 7000, (), generator=g))  # wide: the chunk prefilter runs
+        k = int(torch.randint(1, 12, (), generator=g))
+        scores = _scores(kind, b, n, g)
+        if layout == "row-slice":  # rows longer than the view, with an offset
+            wide = torch.full((b, n + 77), 5.0)
+            wide[:, 40:40 + n] = scores
+            scores = wide[:, 40:40 + n]
+        elif layout == "transposed":
+            scores = scores.t().contiguous().t()
+        assert torch.equal(topk_ties_by_index(scores, k), definition(scores, k)), (kind, b, n, k)
+
+
+def test_topk_ties_by_index_narrow_rows_nan_and_float64():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (9, 50), generator=g).double()
+    assert torch.equal(topk_ties_by_index(scores, 7), definition(scores, 7))
+    wide = torch.randn(3, 4096, generator=g, dtype=torch.float64)
+    wide[1, 4095] = wide[1].max() + 1  # the short last chunk does not exist here: 4096 = 64 x 64
+    assert torch.equal(topk_ties_by_index(wide, 5), definition(wide, 5))
+    wide[0, 17] = float("nan")  # NaN takes the exact path and ranks first, as torch.topk does
+    assert topk_ties_by_index(wide, 5)[0, 0].item() == 17
+
+
+def test_prefilter_hands_only_about_k_candidates_to_the_exact_stage(monkeypatch):
+    # the exact stage used to receive every entry of the kept chunks (k x 64 per row); now only
+    # the entries at or above the k-th chunk maximum reach it
+    widths = []
+    exact = ranking._topk_exact
+
+    def spy(scores, k):
+        widths.append(scores.size(1))
+        return exact(scores, k)
+
+    monkeypatch.setattr(ranking, "_topk_exact", spy)
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(64, 50_000, generator=g)
+    top = topk_ties_by_index(scores, 20)
+    assert torch.equal(top, definition(scores, 20))
+    assert len(widths) == 1 and widths[0] <= 40
+
+
+def test_pair_index_sorted_and_unsorted_input_agree():
+    g = torch.Generator().manual_seed(1)
+    pairs = torch.stack([torch.randint(0, 30, (400,), generator=g), torch.randint(0, 50, (400,), generator=g)])
+    shuffled = PairIndex(pairs, 30, 50)  # unsorted, with duplicates
+    keys = torch.unique(pairs[0] * 50 + pairs[1])
+    ordered = PairIndex(torch.stack([keys // 50, keys % 50]), 30, 50)  # sorted: no sort needed
+    for name in ("keys", "items", "counts", "indptr"):
+        assert torch.equal(getattr(shuffled, name), getattr(ordered, name)), name
+    assert torch.equal(shuffled.keys, keys)
+    users = torch.tensor([3, 0, 29])
+    rows, items = ordered.block(users)
+    for r, u in enumerate(users.tolist()):
+        assert sorted(items[rows == r].tolist()) == sorted(set(pairs[1][pairs[0] == u].tolist()))
+    assert ordered.contains(users, items.new_tensor([[0, 1], [2, 3], [4, 5]])).shape == (3, 2)
+    empty = PairIndex(torch.zeros(2, 0, dtype=torch.long), 4, 5)
+    assert empty.keys.numel() == 0 and empty.counts.tolist() == [0, 0, 0, 0]
+    one = PairIndex(torch.tensor([[2], [4]]), 4, 5)
+    assert one.keys.tolist() == [14] and one.indptr.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_ties_across_the_cut_off_take_the_lowest_indices_without_a_full_sort(monkeypatch):
+    # rows tied at the cut-off: all equal (an untrained model), ties far beyond the first
+    # columns, ties at -inf (a user who has seen almost every item), ties at +inf
+    def no_full_row_sort(*args, **kwargs):
+        raise AssertionError("a tied row was sorted in full")
+
+    n, k = 5000, 10
+    rows = [torch.zeros(n)]
+    late = torch.full((n,), -1.0)
+    late[[30, 4100, 4200, 4300, 4999]] = 2.0  # 5 above the tie value, the tied ones late
+    late[[4500, 4600, 4700, 4800, 4900, 4950, 4990]] = 1.0
+    rows.append(late)
+    seen = torch.full((n,), float("-inf"))
+    seen[[7, 3000, 11]] = torch.tensor([0.5, 0.5, 3.0])
+    rows.append(seen)
+    inf = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    inf[::97] = float("inf")
+    rows.append(inf)
+    g = torch.Generator().manual_seed(5)
+    rows += list(torch.randint(0, 3, (4, n), generator=g).float())
+    scores = torch.stack(rows)
+    expected = definition(scores, k)
+    monkeypatch.setattr(torch, "sort", lambda x, *a, **kw: no_full_row_sort() if x.size(-1) > k
+                        else _sort(x, *a, **kw))
+    assert torch.equal(ranking._topk_exact(scores, k), expected)
+    assert torch.equal(topk_ties_by_index(scores, k), expected)
+
+
+_sort = torch.sort
