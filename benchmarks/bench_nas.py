@@ -13,6 +13,8 @@ Writes its section of ``leaderboards/speed.md`` (``--write-speed-md PATH`` to wr
 ``--no-write`` to print only).
 
     python benchmarks/bench_nas.py --seconds 300 --threads 1
+
+The space is the example's full space (no choices removed by default).
 """
 from __future__ import annotations
 
@@ -34,8 +36,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="wall time of each search (default: 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--child-epochs", type=int, default=200)
+    p.add_argument("--child-epochs", type=int, default=100)
     p.add_argument("--child-patience", type=int, default=20)
+    p.add_argument("--child-time", type=float, default=12.0,
+                   help="seconds of training per child, 0 for no limit (default: 12)")
     p.add_argument("--share-epochs", type=int, default=20)
     _report.add_output_args(p)
     return p.parse_args(argv)
@@ -58,8 +62,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     space = example.make_space(ex)
     data = load(args.dataset, root=args.root)[0]
     data.y = data.y.view(-1)
+    data.x = data.x.float()
     common = dict(seed=args.seed, epochs=args.child_epochs, patience=args.child_patience,
-                  share_epochs=args.share_epochs, progress=False)
+                  share_epochs=args.share_epochs, child_time=args.child_time or None,
+                  progress=False)
     runs = {"sharing": AutoGNN(space, data, budget=1, share=True, **common),
             "no sharing": AutoGNN(space, data, budget=1, share=False, **common)}
     while True:
@@ -85,7 +91,8 @@ def main(argv: Optional[List[str]] = None) -> int:
              "Architectures evaluated per hour by `graphkit.nas.AutoGNN` with constrained "
              "parameter sharing (children that inherit from a homogeneous ancestor are "
              f"fine-tuned {args.share_epochs} epochs) and without (every child trained from "
-             f"scratch, at most {args.child_epochs} epochs, patience {args.child_patience}); "
+             f"scratch, at most {args.child_epochs} epochs, patience {args.child_patience}"
+             + (f", {args.child_time:g} s" if args.child_time else "") + "); "
              "both searches interleaved trial by trial in one process, "
              f"{args.seconds:g} s each.", "",
              "| search | trials | seconds | architectures / hour | children that inherited "

@@ -65,7 +65,8 @@ class _Search:
     def __init__(self, search_space: SearchSpace, dataset: Any, budget: int = 100, *,
                  seed: int = 0, time_budget: Optional[float] = None, epochs: int = 200,
                  patience: int = 20, lr: float = 0.005, weight_decay: float = 5e-4,
-                 dropout: float = 0.6, checkpoint: Optional[str] = None, resume: bool = True,
+                 dropout: float = 0.6, child_time: Optional[float] = None,
+                 checkpoint: Optional[str] = None, resume: bool = True,
                  progress: Optional[bool] = None, device: Any = "cpu",
                  on_trial: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
         if not isinstance(search_space, SearchSpace):
@@ -78,12 +79,16 @@ class _Search:
         if time_budget is not None and not time_budget > 0:
             raise ValueError(f"{self.method}: time_budget must be a positive number of seconds "
                              f"(got {time_budget!r})")
+        if child_time is not None and not child_time > 0:
+            raise ValueError(f"{self.method}: child_time must be a positive number of seconds "
+                             f"(got {child_time!r})")
         for name, val in (("epochs", epochs), ("patience", patience)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f"{self.method}: {name} must be an int >= 1 (got {val!r})")
         self.space, self.budget, self.seed = search_space, budget, seed
         self.time_budget, self.epochs, self.patience = time_budget, epochs, patience
         self.lr, self.weight_decay, self.dropout = lr, weight_decay, dropout
+        self.child_time = child_time
         self.device = torch.device(device)
         self.data = search_data(dataset).to(self.device)
         self.num_classes = int(self.data.y.max()) + 1
@@ -103,7 +108,8 @@ class _Search:
         return dict(method=self.method, seed=self.seed, epochs=self.epochs,
                     patience=self.patience, lr=self.lr, weight_decay=self.weight_decay,
                     dropout=self.dropout, num_layers=self.space.num_layers, space=space,
-                    data=self._fingerprint())
+                    data=self._fingerprint(),
+                    **({} if self.child_time is None else {"child_time": self.child_time}))
 
     def _fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -149,15 +155,30 @@ class _Search:
                             dropout=self.dropout).to(self.device)
 
     def train_child(self, model: AutoGNNModel, epochs: int) -> Dict[str, Any]:
+        """Train a child full-batch with Adam for at most ``epochs`` epochs (and ``child_time``
+        seconds), stopping after ``patience`` epochs without a better validation accuracy;
+        returns its best validation accuracy, that epoch, the epochs run, why it stopped and
+        the training time ``train_s``."""
         from graphkit.engine.loops import PatienceStop, train_node_classifier
 
+        t0 = time.perf_counter()
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         out = train_node_classifier(model, self.data, opt, epochs, select="val_acc",
                                     stop=PatienceStop(min(self.patience, epochs),
-                                                      key="val_acc"))
+                                                      key="val_acc"),
+                                    time_budget=self.child_time)
         # the search data's test mask is the validation mask: drop the duplicate
         return {"val_acc": float(out["val_acc"]), "epoch": int(out["epoch"]),
-                "epochs_run": int(out["epochs_run"])}
+                "epochs_run": int(out["epochs_run"]), "stopped": str(out["stopped"]),
+                "train_s": time.perf_counter() - t0}
+
+    def _train_arch(self, arch: Mapping[str, Any], model: AutoGNNModel, epochs: int
+                    ) -> Dict[str, Any]:
+        try:
+            return self.train_child(model, epochs)
+        except Exception as e:
+            raise ValueError(f"{self.method}: the child {arch_key(arch)} built but failed to "
+                             f"train: {type(e).__name__}: {e}") from e
 
     def description(self, arch: Mapping[str, Any]) -> Dict[str, Any]:
         model = self.build(arch)
@@ -186,7 +207,9 @@ class _Search:
                 rec.update(trial=trial, time_s=dt, elapsed_s=self.elapsed,
                            best_val_acc=self.best_val)
                 self.history.append(rec)
+                t1 = time.perf_counter()
                 self._save()
+                self.elapsed += time.perf_counter() - t1  # the checkpoint is search time too
                 if bar is not None and hasattr(bar, "update"):
                     bar.update(1)
                     bar.set_postfix(best_val=f"{self.best_val:.2f}",
@@ -236,9 +259,14 @@ class RandomSearch(_Search):
         dataset: a PyG ``Data`` (or dataset) with ``train_mask`` and ``val_mask``.
         budget (int): number of trials. (default: :obj:`100`)
         seed (int): seed of the sampler and of every child's initialisation.
-        time_budget (float, optional): seconds of search; stops after the trial that crosses it.
+        time_budget (float, optional): seconds of search (trials and checkpoints); stops
+            after the trial that crosses it.
         epochs (int): maximum epochs per child; :obj:`patience` epochs without a better
             validation accuracy stop it. (defaults: :obj:`200`, :obj:`20`)
+        child_time (float, optional): seconds of training per child, after which it stops at
+            the end of the current epoch and is scored by its best validation accuracy so far
+            (keeps one costly child, e.g. a learned aggregation over wide layers, from eating
+            the search budget). (default: :obj:`None`, no limit)
         lr, weight_decay, dropout: the children's training. (defaults: 0.005, 5e-4, 0.6)
         checkpoint (str, optional): state file written after every trial; resumed when it
             exists and ``resume`` is true.
@@ -250,10 +278,13 @@ class RandomSearch(_Search):
     def _trial(self, trial: int) -> Dict[str, Any]:
         arch = self.space.sample(self.rng)
         self._seed_child(trial)
+        t0 = time.perf_counter()
         model = self.build(arch)
-        out = self.train_child(model, self.epochs)
+        build_s = time.perf_counter() - t0
+        out = self._train_arch(arch, model, self.epochs)
         improved = self._record_score(arch, out["val_acc"])
-        return dict(arch=arch["layers"], improved=improved, inherited=None, **out)
+        return dict(arch=arch["layers"], improved=improved, inherited=None, build_s=build_s,
+                    **out)
 
 
 class AutoGNN(_Search):
@@ -272,7 +303,7 @@ class AutoGNN(_Search):
 
     Args:
         search_space, dataset, budget, seed, time_budget, epochs, patience, lr, weight_decay,
-            dropout, checkpoint, resume, progress: as :class:`RandomSearch`.
+            dropout, child_time, checkpoint, resume, progress: as :class:`RandomSearch`.
         share (bool): constrained parameter sharing. (default: :obj:`True`)
         share_epochs (int): fine-tuning epochs of a child that inherited weights.
             (default: :obj:`20`)
@@ -329,23 +360,31 @@ class AutoGNN(_Search):
                     break
         key = arch_key(arch)
         self._seed_child(trial)
+        build_s = share_s = 0.0
         if key in self.scores:  # every proposal was evaluated before: reuse its score
             out, inherited, model = {"val_acc": self.scores[key], "epoch": 0,
-                                     "epochs_run": 0}, None, None
+                                     "epochs_run": 0, "stopped": "cached",
+                                     "train_s": 0.0}, None, None
         else:
+            t0 = time.perf_counter()
             model = self.build(arch)
+            t1 = time.perf_counter()
             inherited = inherit(model, self.ancestors) if self.share else None
+            build_s, share_s = t1 - t0, time.perf_counter() - t1
             brief = inherited is not None and any(s is not None for s in inherited)
-            out = self.train_child(model, self.share_epochs if brief else self.epochs)
+            out = self._train_arch(arch, model, self.share_epochs if brief else self.epochs)
         improved = self._record_score(arch, out["val_acc"])
         if improved and model is not None:
+            t0 = time.perf_counter()
             self.ancestors.push(arch, model)
+            share_s += time.perf_counter() - t0
         advantage = None
         if decision is not None:
             advantage = self.controller.update(self.space, parent, decision,
                                                out["val_acc"] / 100.0)
         return dict(arch=arch["layers"], improved=improved, inherited=inherited,
-                    cached=model is None, advantage=advantage,
+                    cached=model is None, advantage=advantage, build_s=build_s,
+                    share_s=share_s,
                     changed=None if decision is None
                     else self.controller.components[decision["class"]], **out)
 

@@ -66,7 +66,7 @@ def test_interrupted_search_resumes_where_it_stopped(graph, tmp_path):
     resumed = AutoGNN(_space(), graph, budget=6, seed=2, checkpoint=ckpt,
                       on_trial=lambda r: seen.append(r["trial"]), **FAST).search()
     assert seen == [3, 4, 5]  # trials 0-2 were read back
-    strip = lambda h: {k: v for k, v in h.items() if k not in ("time_s", "elapsed_s")}  # noqa
+    strip = lambda h: {k: v for k, v in h.items() if not k.endswith("_s")}  # noqa: E731
     assert [strip(h) for h in resumed["history"]] == [strip(h) for h in full["history"]]
     with pytest.raises(ValueError, match="other settings"):
         AutoGNN(_space(), graph, budget=6, seed=3, checkpoint=ckpt, **FAST).search()
@@ -89,6 +89,19 @@ def test_bad_input(graph):
         AutoGNN(_space(), empty_val, budget=2)
     with pytest.raises(ValueError, match="time_budget"):
         AutoGNN(_space(), graph, budget=2, time_budget=0)
+    for budget in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="budget must be a positive number of trials"):
+            RandomSearch(_space(), graph, budget=budget)
+    int_val = graph.clone()
+    int_val.val_mask = graph.val_mask.nonzero().view(-1)  # indices, not a mask
+    with pytest.raises(ValueError, match="'val_mask' must be a non-empty boolean mask"):
+        RandomSearch(_space(), int_val, budget=2)
+    no_train = graph.clone()
+    del no_train.train_mask
+    with pytest.raises(ValueError, match="no 'train_mask'"):
+        AutoGNN(_space(), no_train, budget=2)
+    with pytest.raises(ValueError, match="search_space must be a SearchSpace"):
+        RandomSearch({"operator": {}}, graph, budget=2)
 
 
 def test_progress_bar_shows_trials_best_and_time_left(graph, capsys):
@@ -104,7 +117,8 @@ def test_time_budget_stops_the_search(graph):
     assert result["trials"] == 1
 
 
-def test_a_choice_that_fails_to_build_stops_the_search_with_its_name(graph):
+@pytest.mark.parametrize("cls", [AutoGNN, RandomSearch])
+def test_a_choice_that_fails_to_build_stops_the_search_with_its_name(graph, cls):
     space = _space()
 
     def broken(i, o, **kw):
@@ -115,4 +129,54 @@ def test_a_choice_that_fails_to_build_stops_the_search_with_its_name(graph):
         if name != "broken":
             space.remove_choice("operator", name)
     with pytest.raises(ValueError, match="layer 0: operator 'broken' failed to build"):
-        RandomSearch(space, graph, budget=2, **FAST).search()
+        cls(space, graph, budget=2, **FAST).search()
+
+
+class _FailsInForward(torch.nn.Module):
+    def __init__(self, i, o):
+        super().__init__()
+        self.lin = torch.nn.Linear(i, o)
+
+    def forward(self, x, edge_index):
+        raise RuntimeError("kernel missing")
+
+
+@pytest.mark.parametrize("cls", [AutoGNN, RandomSearch])
+def test_a_choice_that_builds_but_fails_to_train_names_the_child(graph, cls):
+    space = _space()
+    space.add_choice("operator", "fails", lambda i, o, **kw: _FailsInForward(i, o))
+    for name in list(space.choices("operator")):
+        if name != "fails":
+            space.remove_choice("operator", name)
+    with pytest.raises(ValueError, match=r"the child .*\"operator\": \"fails\".* failed to "
+                                         r"train: RuntimeError: kernel missing"):
+        cls(space, graph, budget=2, **FAST).search()
+
+
+@pytest.mark.parametrize("cls", [AutoGNN, RandomSearch])
+def test_an_empty_search_space_is_refused_by_both_searches(graph, cls):
+    from graphkit.nas import SearchSpace
+
+    with pytest.raises(ValueError, match="search space is empty"):
+        cls(SearchSpace(), graph, budget=2)
+    space = _space()
+    for name in list(space.choices("hidden")):
+        space.remove_choice("hidden", name)
+    with pytest.raises(ValueError, match=r"\['hidden'\] have no choices"):
+        cls(space, graph, budget=2)
+
+
+def test_child_time_caps_every_child_and_trials_report_their_costs(graph):
+    result = RandomSearch(_space(), graph, budget=3, seed=0, epochs=50, patience=50,
+                          child_time=1e-9, progress=False).search()
+    for h in result["history"]:
+        # the first epoch ends after the cap: each child stops there, scored on that epoch
+        assert h["epochs_run"] == 1 and h["stopped"] == "time budget"
+        assert h["train_s"] > 0 and h["build_s"] > 0 and h["train_s"] <= h["time_s"]
+    uncapped = RandomSearch(_space(), graph, budget=1, seed=0, epochs=5, patience=50,
+                            progress=False).search()
+    assert uncapped["history"][0]["epochs_run"] == 5
+    auto = AutoGNN(_space(), graph, budget=3, seed=0, child_time=1e-9, **FAST).search()
+    assert all(h["share_s"] >= 0 and h["epochs_run"] <= 1 for h in auto["history"])
+    with pytest.raises(ValueError, match="child_time must be a positive number"):
+        RandomSearch(_space(), graph, budget=2, child_time=0)
