@@ -31,18 +31,22 @@ class TemporalBatcher:
             ``(seed, e)``. (default: drawn from torch's global generator)
         device (torch.device, optional): where the events are kept and batches are delivered
             (they are moved once). (default: the device of ``data.src``)
+        num_nodes (int, optional): declared node count; ids must lie in ``[0, num_nodes)``.
+            (default: ids are only checked to be non-negative)
 
     Every batch is a ``TemporalData`` with the event attributes, ``e_id`` (the events'
     positions in ``data``) and, with negatives, ``neg_dst``. Batches are never shuffled and
     the last one may be smaller.
 
     Raises:
-        ValueError: when ``data`` has no events, lacks ``src``/``dst``/``t``, or ``t`` decreases
-            somewhere (the message names the first event out of order).
+        ValueError: when ``data`` has no events, lacks ``src``/``dst``/``t``, has a negative
+            node id (or one not below ``num_nodes``), a NaN, infinite or negative timestamp,
+            or ``t`` decreases somewhere (each message names the first offending event).
     """
 
     def __init__(self, data, batch_size: int = 200, *, neg_sampling_ratio: float = 0.0,
-                 seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None):
+                 seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None,
+                 num_nodes: Optional[int] = None):
         for key in ("src", "dst", "t"):
             if getattr(data, key, None) is None:
                 raise ValueError(f"TemporalBatcher: data has no {key!r}")
@@ -56,10 +60,23 @@ class TemporalBatcher:
             raise ValueError(f"TemporalBatcher: batch_size must be a positive integer, got {batch_size!r}")
         if not neg_sampling_ratio >= 0:
             raise ValueError(f"TemporalBatcher: neg_sampling_ratio must be >= 0, got {neg_sampling_ratio}")
+        for name in ("src", "dst"):
+            ids = getattr(data, name).view(-1)
+            if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+                raise ValueError(f"TemporalBatcher: {name} must hold integer node ids, got {ids.dtype}")
+            out = (ids < 0) if num_nodes is None else (ids < 0) | (ids >= num_nodes)
+            if bool(out.any()):
+                j = int(out.nonzero()[0])
+                bound = "" if num_nodes is None else f", beyond the declared {num_nodes} nodes"
+                raise ValueError(f"TemporalBatcher: event {j} has {name} id {int(ids[j])}{bound}")
         t = data.t.view(-1)
         if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
             j = int((~torch.isfinite(t)).nonzero()[0])
             raise ValueError(f"TemporalBatcher: timestamp of event {j} is {float(t[j])}")
+        if bool((t < 0).any()):
+            j = int((t < 0).nonzero()[0])
+            raise ValueError(f"TemporalBatcher: event {j} has a negative timestamp ({t[j].item()}); "
+                             "shift the times to start at 0 or later")
         down = (t[1:] < t[:-1]).nonzero()
         if down.numel():
             j = int(down[0]) + 1

@@ -97,8 +97,8 @@ def read_events_csv(path: Union[str, os.PathLike], num_nodes: Optional[int] = No
         raise ValueError(f"{path}, line {r + 2}: node ids must be integers, got {ids[r].tolist()}")
     data = TemporalData(src=torch.from_numpy(ids[:, 0].astype(np.int64)),
                         dst=torch.from_numpy(ids[:, 1].astype(np.int64)),
-                        t=torch.from_numpy(df.iloc[:, 2].to_numpy(np.float64)),
-                        msg=torch.from_numpy(df.iloc[:, 3:].to_numpy(np.float32)).view(len(df), -1))
+                        t=torch.from_numpy(df.iloc[:, 2].to_numpy(np.float64, copy=True)),
+                        msg=torch.from_numpy(df.iloc[:, 3:].to_numpy(np.float32, copy=True)).view(len(df), -1))
     try:
         check_events(data, num_nodes, where=str(path))
     except ValueError as exc:  # name the file line instead of the event index

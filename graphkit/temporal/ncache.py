@@ -20,6 +20,14 @@ __all__ = ["NCache"]
 _PRIME = 2_147_483_647  # 2**31 - 1; ids below 2**31 keep a_h * id + b_h inside int64
 
 
+def last_of_each(ids: Tensor) -> Tensor:
+    """Positions of the last occurrence of every distinct value of ``ids`` (one stable sort)."""
+    sids, perm = torch.sort(ids, stable=True)
+    last = torch.ones_like(sids, dtype=torch.bool)
+    last[:-1] = sids[1:] != sids[:-1]
+    return perm[last]
+
+
 class NCache(torch.nn.Module):
     r"""Per-node, per-hop hashed caches of down-sampled neighbours (the N-caches of
     `NAT <https://arxiv.org/abs/2209.01084>`_).
@@ -40,6 +48,11 @@ class NCache(torch.nn.Module):
     occupant with probability :math:`\alpha` (``replace_prob``): it is written when its uniform
     draw is below :math:`\alpha`. The draws come from ``rand`` (for reproducing a run
     exactly) or from ``generator`` / torch's global generator.
+
+    Since a key can only be written to its own slot, **a key occurs at most once in each
+    hop's cache of a node**, always in slot :math:`\mathrm{slot}_h(w)`: whether ``w`` is in
+    hop :math:`h` of node ``u`` is one gather, ``keys_h[u, slot_h(w)] == w`` (NAT's joint
+    features rely on it).
 
     All state lives in registered buffers (it follows ``.to()``, ``.cuda()``, ``.double()``);
     nothing loops over events or nodes in Python.
@@ -87,6 +100,11 @@ class NCache(torch.nn.Module):
         for k in sizes:
             offsets.append(offsets[-1] + k)
         self.offsets = tuple(offsets)
+        # slot of every possible key per hop: a lookup table instead of multiplications and
+        # two integer remainders per key and batch; rebuilt when a state dict brings other
+        # hash constants
+        self.register_buffer("slot_table", self._slot_table(), persistent=False)
+        self.register_load_state_dict_post_hook(NCache._rebuild_slot_table)
         for h, k in enumerate(sizes):
             self.register_buffer(f"keys{h}", torch.full((num_nodes, k), -1, dtype=torch.long))
             self.register_buffer(f"values{h}", torch.zeros(num_nodes, k, dim))
@@ -118,6 +136,18 @@ class NCache(torch.nn.Module):
         h = hop - 1
         return (keys * self.hash_a[h] + self.hash_b[h]).remainder(_PRIME).remainder(self.sizes[h])
 
+    def _slot_table(self) -> Tensor:
+        ids = torch.arange(self.num_nodes, device=self.hash_a.device)
+        return torch.stack([self.slot(ids, h + 1) for h in range(len(self.sizes))])
+
+    @staticmethod
+    def _rebuild_slot_table(module: "NCache", incompatible_keys) -> None:
+        module.slot_table = module._slot_table()
+
+    def _slot(self, keys: Tensor, hop: int) -> Tensor:
+        """:meth:`slot` of valid ids (``0 <= keys < num_nodes``) from the table."""
+        return self.slot_table[hop - 1][keys]
+
     def _check_ids(self, ids: Tensor, name: str, where: str) -> None:
         if ids.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.uint8):
             raise ValueError(f"{where}: {name} must be an integer tensor, got {ids.dtype}")
@@ -133,7 +163,12 @@ class NCache(torch.nn.Module):
         """Keys ``(B, S)`` (``-1`` for empty slots), values ``(B, S, d)`` and times ``(B, S)``
         of the caches of ``nodes``, hops side by side (see :attr:`offsets`)."""
         self._check_ids(nodes, "nodes", "NCache.lookup")
-        nodes = nodes.long()
+        return self._lookup(nodes.long())
+
+    def _lookup(self, nodes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """:meth:`lookup` without the id check (``nodes``: valid ``long`` ids)."""
+        if self.num_hops == 1:
+            return self.keys0[nodes], self.values0[nodes], self.times0[nodes]
         keys, values, times = [], [], []
         for h in range(self.num_hops):
             k, v, t = self._state(h)
@@ -178,46 +213,54 @@ class NCache(torch.nn.Module):
             raise ValueError(f"{where}: t holds NaN or infinite times")
         if e == 0:
             return
-        src, dst = src.long().view(-1), dst.long().view(-1)
+        if rand is not None:
+            expect = [e] + [e * k for k in self.sizes[:-1]]
+            if len(rand) != self.num_hops:
+                raise ValueError(f"{where}: rand must hold {self.num_hops} tensors, got {len(rand)}")
+            for h, (r, n) in enumerate(zip(rand, expect)):
+                if r.numel() != n:
+                    raise ValueError(f"{where}: rand[{h}] has {r.numel()} draws, expected {n}")
+        self._update(src.long().view(-1), dst.long().view(-1), t, value, rand, generator)
+
+    @torch.no_grad()
+    def _update(self, src: Tensor, dst: Tensor, t: Tensor, value: Tensor,
+                rand: Optional[List[Tensor]] = None,
+                generator: Optional[torch.Generator] = None) -> None:
+        """:meth:`update` without input checks (``src``, ``dst``: valid ``long`` ids, ``t``
+        finite, at least one row)."""
         device = self.keys0.device
         t = t.to(device=device, dtype=self.times0.dtype).view(-1)
         value = value.to(device=device, dtype=self.values0.dtype)
-        wide = 1 + max(self.sizes)
-        row = torch.arange(e, device=device)
-        # Gather every hop's candidates from the state before the batch.
+        # Every hop's candidates, gathered from the state before the batch, in priority order
+        # (row by row; within a row, by source slot), with the positions ``pos`` of the
+        # occupied source slots among all ``count`` of the hop (for the draws).
         cands = []
         for h in range(self.num_hops):
             if h == 0:
-                cands.append((src, dst, value, t, row * wide))
+                cands.append((src, dst, value, t, None, src.numel()))
             else:
                 pk, pv, _ = self._state(h - 1)
                 k_prev = self.sizes[h - 1]
-                keys = pk[dst]                                           # (E, k_prev)
-                cands.append((src.view(-1, 1).expand(-1, k_prev).reshape(-1), keys.reshape(-1),
-                              pv[dst].reshape(-1, self.dim),
-                              t.view(-1, 1).expand(-1, k_prev).reshape(-1),
-                              (row.view(-1, 1) * wide + 1
-                               + torch.arange(k_prev, device=device)).reshape(-1)))
-        for h, (target, key, val, tim, prio) in enumerate(cands):
+                prev = pk[dst]                                             # (E, k_prev)
+                pos = (prev >= 0).view(-1).nonzero().view(-1)
+                row = pos.div(k_prev, rounding_mode="floor")
+                cell = dst[row] * k_prev + pos.remainder(k_prev)
+                cands.append((src[row], prev.view(-1)[pos], pv.view(-1, self.dim)[cell], t[row],
+                              pos, prev.numel()))
+        for h, (target, key, val, tim, pos, count) in enumerate(cands):
             if rand is not None:
                 r = rand[h].to(device).reshape(-1)
-                if r.numel() != key.numel():
-                    raise ValueError(f"{where}: rand[{h}] has {r.numel()} draws, expected "
-                                     f"{key.numel()}")
             else:
-                r = torch.rand(key.numel(), generator=generator,
+                r = torch.rand(count, generator=generator,
                                device=generator.device if generator is not None else None).to(device)
-            valid = key >= 0
-            target, key, val, tim, prio, r = (target[valid], key[valid], val[valid], tim[valid],
-                                              prio[valid], r[valid])
-            if key.numel() == 0:
-                continue
+            if pos is not None:
+                r = r[pos]
             keys, values, times = self._state(h)
             k = self.sizes[h]
-            flat = target * k + self.slot(key, h + 1)
-            best = torch.full((self.num_nodes * k,), -1, dtype=torch.long, device=device)
-            best.scatter_reduce_(0, flat, prio, reduce="amax")
-            win = best[flat] == prio
+            flat = target * k + self._slot(key, h + 1)
+            # The winner of a slot is its last candidate: sort by slot (stable) and keep the
+            # last of each run; O(C log C) for C candidates, no O(N) scratch array.
+            win = last_of_each(flat)
             flat, key, val, tim, r = flat[win], key[win], val[win], tim[win], r[win]
             old = keys.view(-1)[flat]
             write = (old < 0) | (old == key) | (r < self.replace_prob)

@@ -27,7 +27,18 @@ from torch import Tensor
 from graphkit.temporal.data import NegativeSampler, TemporalSplit, check_events
 
 __all__ = ["EventStream", "train_epoch", "score_events", "replay_events", "link_metrics",
-           "fit_link_predictor"]
+           "fit_link_predictor", "make_adam"]
+
+
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where the parameters' device supports it (the same update
+    rule as the default implementation, one kernel instead of a dozen small operations per
+    parameter tensor), the default implementation elsewhere."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # device or dtype without a fused kernel
+        return torch.optim.Adam(params, lr=lr)
 
 
 class EventStream:
@@ -64,7 +75,7 @@ def train_epoch(model, stream: EventStream, mask: Tensor, optimizer, batch_size:
     """One epoch over the training events from an empty state; returns the mean loss."""
     model.train()
     model.reset_state()
-    total, count = 0.0, 0
+    total, count = None, 0
     for idx in stream.batches(mask, batch_size):
         src, dst, t, msg = stream.src[idx], stream.dst[idx], stream.t[idx], stream.msg[idx]
         neg = sampler.sample(src, dst, 1)[:, 0]
@@ -75,9 +86,10 @@ def train_epoch(model, stream: EventStream, mask: Tensor, optimizer, batch_size:
         loss.backward()
         optimizer.step()
         model.update_state(src, dst, t, msg)
-        total += float(loss.detach()) * idx.numel()
+        part = loss.detach() * idx.numel()  # summed on the device: no host sync per batch
+        total = part if total is None else total + part
         count += idx.numel()
-    return total / count
+    return float(total) / count
 
 
 @torch.no_grad()
@@ -145,7 +157,7 @@ def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: fl
     r"""Train ``model`` on ``split.train`` for up to ``epochs`` epochs (Adam, ``lr``), scoring
     the validation events after each epoch (continuing the state, one random negative each)
     and keeping the parameters of the epoch with the best validation AP (early stopping after
-    ``patience`` epochs without improvement).
+    ``patience`` epochs without improvement); Adam is :func:`make_adam`.
 
     The selected parameters are then evaluated afresh: from an empty state the training events
     are replayed (``update_state`` only), then validation and test events are scored with
@@ -169,7 +181,7 @@ def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: fl
         if not bool(getattr(split, name).any()):
             raise ValueError(f"fit_link_predictor: the {name} split is empty")
     train_sampler = NegativeSampler(n, torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_adam(model.parameters(), lr)
     inductive = bool(split.test_inductive.any())
     s_cpu, d_cpu = data.src.long().cpu(), data.dst.long().cpu()
 

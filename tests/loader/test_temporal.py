@@ -36,8 +36,20 @@ def test_negatives_are_seeded_and_in_destination_range():
 
 def test_bad_input():
     data = events()
-    data.t[7] = -1
+    data.t[7] = data.t[6] - 1
     with pytest.raises(ValueError, match="not in chronological order: event 7"):
+        TemporalBatcher(data, 4)
+    data = events()
+    data.t[0] = -1
+    with pytest.raises(ValueError, match=r"event 0 has a negative timestamp \(-1\)"):
+        TemporalBatcher(data, 4)
+    data = events()
+    data.dst[4] = 9
+    with pytest.raises(ValueError, match="event 4 has dst id 9, beyond the declared 9 nodes"):
+        TemporalBatcher(data, 4, num_nodes=9)
+    assert len(TemporalBatcher(data, 4)) == 6  # no declared count: any non-negative id
+    data.src[2] = -3
+    with pytest.raises(ValueError, match="event 2 has src id -3"):
         TemporalBatcher(data, 4)
     with pytest.raises(ValueError, match="no events"):
         TemporalBatcher(TemporalData(src=torch.zeros(0, dtype=torch.long),

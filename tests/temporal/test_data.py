@@ -98,3 +98,23 @@ def test_negative_sampler_deterministic():
     a = NegativeSampler(50, torch.Generator().manual_seed(4)).sample(torch.arange(10), torch.arange(10), 3)
     b = NegativeSampler(50, torch.Generator().manual_seed(4)).sample(torch.arange(10), torch.arange(10), 3)
     assert torch.equal(a, b)
+
+
+def test_read_events_csv_bad_timestamps_and_empty(tmp_path):
+    p = tmp_path / "ev.csv"
+    p.write_text("src,dst,t\n0,1,0\n1,2,\n")
+    with pytest.raises(ValueError, match="ev.csv: line 3 has a non-finite timestamp"):
+        read_events_csv(p)
+    p.write_text("src,dst,t\n0,1,-4\n1,2,3\n")
+    with pytest.raises(ValueError, match="ev.csv: line 2 has a negative timestamp"):
+        read_events_csv(p)
+    p.write_text("src,dst,t\n")
+    with pytest.raises(ValueError, match="no events"):
+        read_events_csv(p)
+
+
+def test_inductive_split_without_held_out_test_event_is_an_error():
+    # the only node first seen after the validation time never occurs in test
+    d = events([0, 1, 0, 2, 0, 1, 0, 1, 1, 0], [1, 0, 1, 0, 1, 0, 1, 0, 0, 1], list(range(10)))
+    with pytest.raises(ValueError, match="(no test event touches a held-out node|split is empty)"):
+        chronological_split(d, inductive=True, new_node_ratio=0.34)

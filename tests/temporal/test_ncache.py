@@ -179,3 +179,35 @@ def test_bad_input():
         cache.lookup(torch.tensor([-1]))
     with pytest.raises(ValueError, match="replace_prob"):
         NCache(4, replace_prob=1.5)
+
+
+def test_rand_draw_counts_are_checked():
+    cache = NCache(5, (2, 2), 1)
+    with pytest.raises(ValueError, match=r"rand\[1\] has 3 draws, expected 4"):
+        cache.update(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([1., 2.]), torch.zeros(2, 1),
+                     rand=[torch.rand(2), torch.rand(3)])
+    with pytest.raises(ValueError, match="rand must hold 2 tensors"):
+        cache.update(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.]), torch.zeros(1, 1),
+                     rand=[torch.rand(1)])
+
+
+def test_each_key_at_most_once_per_hop_in_its_slot():
+    cache = NCache(30, (4, 3), 2)
+    gen = torch.Generator().manual_seed(5)
+    for i in range(20):
+        src, dst = torch.randint(0, 30, (25,), generator=gen), torch.randint(0, 30, (25,), generator=gen)
+        cache.update(src, dst, torch.full((25,), float(i)), torch.zeros(25, 2), generator=gen)
+    for h in range(cache.num_hops):
+        keys = cache._state(h)[0]
+        occupied = keys >= 0
+        slots = torch.arange(cache.sizes[h]).expand_as(keys)
+        assert torch.equal(cache.slot(keys[occupied], h + 1), slots[occupied])
+
+
+def test_slot_table_follows_loaded_hash_constants():
+    a, b = NCache(50, (4, 3), 1, hash_seed=0), NCache(50, (4, 3), 1, hash_seed=7)
+    ids = torch.arange(50)
+    a.load_state_dict(b.state_dict())
+    for hop in (1, 2):
+        assert torch.equal(a._slot(ids, hop), b.slot(ids, hop))
+        assert torch.equal(a._slot(ids, hop), a.slot(ids, hop))

@@ -101,3 +101,21 @@ def test_unsorted_stream_rejected():
     data.t = data.t.flip(0)
     with pytest.raises(ValueError, match="out of time order"):
         EventStream(data)
+
+
+def test_scoring_an_empty_selection_is_an_error():
+    st = EventStream(stream_data(e=20))
+    empty = torch.zeros(len(st), dtype=torch.bool)
+    with pytest.raises(ValueError, match="empty split"):
+        score_events(nat(), st, empty, 5, NegativeSampler(20))
+
+
+def test_event_stream_rejects_bad_events():
+    data = stream_data(e=10)
+    data.t = data.t.double()
+    data.t[3] = float("nan")
+    with pytest.raises(ValueError, match="event 3 has a non-finite timestamp"):
+        EventStream(data)
+    data = stream_data(e=10)
+    with pytest.raises(ValueError, match="beyond the declared 5 nodes"):
+        EventStream(data, num_nodes=5)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphkit.temporal.ncache import last_of_each
+
 
 class LogTimeEncoder(torch.nn.Module):
     r""":math:`\cos(w \log(1 + \Delta t) + b)` with learned :math:`w, b \in \mathbb{R}^d`."""
@@ -18,7 +20,9 @@ class LogTimeEncoder(torch.nn.Module):
         self.lin.reset_parameters()
 
     def forward(self, dt: Tensor) -> Tensor:
-        return torch.cos(self.lin(torch.log1p(dt.clamp(min=0)).unsqueeze(-1)))
+        # the Linear(1, d) as a broadcast product: no matrix product with one inner column
+        x = torch.log1p(dt.clamp(min=0)).unsqueeze(-1)
+        return torch.cos(torch.addcmul(self.lin.bias, x, self.lin.weight.view(-1)))
 
 
 class GRUMemory(torch.nn.Module):
@@ -60,16 +64,12 @@ class GRUMemory(torch.nn.Module):
         self.pend_msg.zero_()
 
     def forward(self, n_id: Tensor) -> Tensor:
+        # every row goes through the GRU and rows without a pending message keep their
+        # memory (no data-dependent shapes, no host synchronisation)
         mem = self.memory[n_id]
-        pend = self.pending[n_id]
-        if not bool(pend.any()):
-            return mem
-        idx = n_id[pend]
-        inp = torch.cat([self.memory[idx], self.memory[self.pend_other[idx]], self.pend_msg[idx],
-                         self.time_enc(self.pend_t[idx] - self.last_update[idx])], dim=-1)
-        new = self.gru(inp, self.memory[idx])
-        pos = pend.nonzero().view(-1)
-        return mem.index_put((pos,), new)
+        inp = torch.cat([mem, self.memory[self.pend_other[n_id]], self.pend_msg[n_id],
+                         self.time_enc(self.pend_t[n_id] - self.last_update[n_id])], dim=-1)
+        return torch.where(self.pending[n_id].unsqueeze(-1), self.gru(inp, mem), mem)
 
     @torch.no_grad()
     def update_state(self, src: Tensor, dst: Tensor, t: Tensor, msg: Tensor) -> None:
@@ -81,15 +81,61 @@ class GRUMemory(torch.nn.Module):
         # new pending messages; event i gives src[i] a message from dst[i] and vice versa
         a = torch.stack([src, dst], 1).view(-1)
         b = torch.stack([dst, src], 1).view(-1)
-        order = torch.arange(a.numel(), device=a.device)
-        best = torch.full((self.num_nodes,), -1, dtype=torch.long, device=a.device)
-        best.scatter_reduce_(0, a, order, reduce="amax")
-        win = best[a] == order
+        win = last_of_each(a)
         node = a[win]
         self.pend_other[node] = b[win]
         self.pend_t[node] = t.repeat_interleave(2)[win].to(self.pend_t.dtype)
         self.pend_msg[node] = msg.repeat_interleave(2, 0)[win].to(self.pend_msg.dtype)
         self.pending[node] = True
+
+
+def _attention_weights(entry: Tensor, qk: Tensor, mask: Tensor) -> Tensor:
+    score = torch.bmm(entry, qk.transpose(1, 2))                            # (R, M, H)
+    score = score.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    return torch.nan_to_num(torch.softmax(score, dim=1), nan=0.0)  # rows without entries: 0
+
+
+class _AttentionPool(torch.autograd.Function):
+    """``pooled = softmax_M(entry qk^T)^T entry`` with a backward written as broadcast
+    products over the few heads: autograd's backward of the batched products contracts over
+    the head dimension (``(M, H) x (H, E)`` per row), which runs far below the speed of the
+    forward on CPU. The backward is made of differentiable operations (recomputing the
+    attention weights when a graph of the backward is asked for), so second derivatives
+    work."""
+
+    @staticmethod
+    def forward(ctx, entry: Tensor, qk: Tensor, mask: Tensor) -> Tensor:
+        attn = _attention_weights(entry, qk, mask)
+        ctx.mask = mask
+        ctx.save_for_backward(entry, qk, attn)
+        return torch.bmm(attn.transpose(1, 2), entry)                       # (R, H, E)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        entry, qk, attn = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: weights as a function of the inputs
+            attn = _attention_weights(entry, qk, ctx.mask)
+        d_attn = torch.bmm(entry, grad.transpose(1, 2))                     # (R, M, H)
+        d_score = attn * (d_attn - (d_attn * attn).sum(1, keepdim=True))
+        d_entry = d_qk = None
+        if ctx.needs_input_grad[0]:  # both terms in one batched product
+            d_entry = torch.bmm(torch.cat([attn, d_score], 2), torch.cat([grad, qk], 1))
+        if ctx.needs_input_grad[1]:
+            d_qk = torch.bmm(d_score.transpose(1, 2), entry)                # (R, H, E)
+        return d_entry, d_qk, None
+
+
+def attention_pool(entry: Tensor, qk: Tensor, mask: Tensor) -> Tensor:
+    r"""``(R, H, E)`` attention pooling :math:`\sum_m a_{rmh} e_{rm}` with
+    :math:`a_{r\cdot h} = \mathrm{softmax}_m(e_{rm}^\top k_{rh})` over the entries with
+    ``mask`` (rows without any: 0); ``entry (R, M, E)``, ``qk (R, H, E)``, ``mask (R, M)``."""
+    if entry.dim() != 3 or qk.dim() != 3 or qk.size(0) != entry.size(0) or qk.size(2) != entry.size(2):
+        raise ValueError(f"attention_pool: entry (R, M, E) and qk (R, H, E) expected, got "
+                         f"{tuple(entry.shape)} and {tuple(qk.shape)}")
+    if mask.shape != entry.shape[:2] or mask.dtype != torch.bool:
+        raise ValueError(f"attention_pool: mask must be a bool tensor of shape "
+                         f"{tuple(entry.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+    return _AttentionPool.apply(entry, qk, mask)
 
 
 def masked_attention(q: Tensor, entry: Tensor, mask: Tensor, key: torch.nn.Linear,
@@ -101,31 +147,46 @@ def masked_attention(q: Tensor, entry: Tensor, mask: Tensor, key: torch.nn.Linea
     The projections are applied on the query side and after pooling
     (:math:`q^\top(W_k e) = (W_k^\top q)^\top e`; the key bias is constant over entries and
     cancels in the softmax; :math:`\sum_m a_m (W_v e_m + b_v) = W_v \sum_m a_m e_m + b_v
-    \sum_m a_m`), so no ``(R, M, H * C)`` tensor is formed."""
+    \sum_m a_m` with :math:`\sum_m a_m` 1, or 0 for a row without entries), so no
+    ``(R, M, H * C)`` tensor is formed; the pooling is :func:`attention_pool`."""
     r, h, c = q.shape
     wk = key.weight.view(h, c, -1)
-    qk = torch.einsum("rhc,hce->rhe", q, wk)                            # (R, H, E)
-    score = torch.einsum("rme,rhe->rmh", entry, qk) / c ** 0.5          # (R, M, H)
-    score = score.masked_fill(~mask.unsqueeze(-1), float("-inf"))
-    attn = torch.softmax(score, dim=1)
-    attn = torch.nan_to_num(attn, nan=0.0)  # rows without any entry: all -inf
-    pooled = torch.einsum("rmh,rme->rhe", attn, entry)                  # (R, H, E)
+    qk = torch.einsum("rhc,hce->rhe", q, wk) / c ** 0.5                  # (R, H, E)
+    pooled = attention_pool(entry, qk, mask)                             # (R, H, E)
     out = torch.einsum("rhe,hce->rhc", pooled, value.weight.view(h, c, -1))
-    out = out + value.bias.view(h, c) * attn.sum(1).unsqueeze(-1)
+    out = out + value.bias.view(h, c) * mask.any(1).to(out.dtype).view(-1, 1, 1)
     return out.reshape(r, h * c)
 
 
-def pair_counts(keys_a: Tensor, keys_b: Tensor, hop_onehot: Tensor) -> Tensor:
-    r"""For every entry ``w`` of ``keys_a (B, M)``: how often ``w`` occurs in each hop of
-    ``keys_b (B, M)`` (``-1`` entries match nothing), as ``(B, M, H + 1)``."""
-    return torch.matmul(match(keys_a, keys_b, hop_onehot.dtype), hop_onehot)
+def joint_codes(keys: Tensor, partner: Tensor, ncache) -> Tensor:
+    r"""The joint structural feature of every entry, as a bit code.
+
+    ``keys (R, M)`` holds, per row, the row's own node in column 0 and then the row's N-cache
+    keys laid out as :meth:`NCache.lookup` returns them (``-1`` = empty); ``partner (R,)`` is
+    the row of the other endpoint of the pair. For entry ``w`` of row ``r``, bit ``j`` (for
+    ``j = 0..H``) says whether ``w`` occurs in hop ``j`` of row ``r``'s own entries and bit
+    ``H + 1 + j`` whether it occurs in hop ``j`` of the partner's (hop 0 = the node itself).
+    Empty entries get code 0.
+
+    A key occurs at most once per hop of an N-cache, in its hashed slot, so these bits *are*
+    the occurrence counts of :class:`~graphkit.nn.models.nat.NAT` and each is found by one
+    gather (``O(R M H)``) instead of comparing all pairs of entries (``O(R M^2)``)."""
+    hops = ncache.num_hops
+    pkeys = keys[partner]
+    safe = keys.clamp(min=0)  # empty entries hash like node 0; their code is cleared below
+    code = (keys == keys[:, :1]).long() | ((keys == pkeys[:, :1]).long() << (hops + 1))
+    for h in range(hops):
+        lo, hi = 1 + ncache.offsets[h], 1 + ncache.offsets[h + 1]
+        slot = ncache._slot(safe, h + 1)
+        code |= (keys[:, lo:hi].gather(1, slot) == keys).long() << (h + 1)
+        code |= (pkeys[:, lo:hi].gather(1, slot) == keys).long() << (hops + 2 + h)
+    return code.masked_fill(keys < 0, 0)
 
 
-def match(keys_a: Tensor, keys_b: Tensor, dtype: torch.dtype) -> Tensor:
-    r"""``(B, M, M)`` indicator ``keys_a[:, i] == keys_b[:, j]`` with empty (``-1``) entries
-    matching nothing (the empty slots of ``keys_b`` are renamed ``-2``)."""
-    keys_b = keys_b.masked_fill(keys_b < 0, -2)
-    return (keys_a.unsqueeze(2) == keys_b.unsqueeze(1)).to(dtype)
+def code_bits(codes: Tensor, num_bits: int, dtype: torch.dtype) -> Tensor:
+    r"""``(C,)`` integer codes → ``(C, num_bits)`` 0/1 matrix of their bits (bit 0 first)."""
+    shift = torch.arange(num_bits, device=codes.device)
+    return ((codes.view(-1, 1) >> shift) & 1).to(dtype)
 
 
 def relu_mlp(sizes) -> torch.nn.Sequential:
@@ -143,4 +204,5 @@ def reset_mlp(mlp: torch.nn.Sequential) -> None:
             m.reset_parameters()
 
 
-__all__ = ["LogTimeEncoder", "GRUMemory", "masked_attention", "pair_counts", "match", "relu_mlp", "reset_mlp"]
+__all__ = ["LogTimeEncoder", "GRUMemory", "masked_attention", "attention_pool", "joint_codes", "code_bits", "relu_mlp",
+           "reset_mlp"]

@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphkit.nn.models._nat import GRUMemory, LogTimeEncoder, masked_attention, match, pair_counts, relu_mlp, reset_mlp
+from graphkit.nn.models._nat import (
+    GRUMemory,
+    LogTimeEncoder,
+    code_bits,
+    joint_codes,
+    masked_attention,
+    relu_mlp,
+    reset_mlp,
+)
 from graphkit.temporal.ncache import NCache
 
 __all__ = ["NAT"]
@@ -32,7 +40,10 @@ class NAT(torch.nn.Module):
         c_w = \big[\,\#_{0..H}(w \in \mathcal{N}_u),\ \#_{0..H}(w \in \mathcal{N}_v)\big]
         \in \mathbb{N}^{2(H+1)},
 
-    encoded as :math:`p_w = \mathrm{MLP}(\log(1 + c_w))` (``pos_dim``). Entries
+    encoded as :math:`p_w = \mathrm{MLP}(\log(1 + c_w))` (``pos_dim``). A key occurs at most
+    once per hop of an N-cache, so every count is 0 or 1: it is found by one gather at the
+    key's hashed slot, and with :math:`2(H+1) \le 10` the encoder runs once per batch on all
+    :math:`2^{2(H+1)}` possible vectors, entries picking their row. Entries
     :math:`e_w = [x_w \,\|\, p_w \,\|\, \phi(t - \tau_w)]` are pooled by multi-head attention
     with query :math:`s_u`, and
 
@@ -42,7 +53,9 @@ class NAT(torch.nn.Module):
 
     The model is stateful: :meth:`forward` scores pairs from the state left by earlier events
     only; :meth:`update_state` must then be called with the scored batch's events (memory
-    first, then N-caches, whose stored values are detached). Gradients reach the GRU through
+    first, then N-caches, whose stored values are detached). Events must come in time order:
+    a batch whose times decrease, or that is earlier than an event already fed, is a
+    :class:`ValueError` (:meth:`reset_state` starts over). Gradients reach the GRU through
     the pending messages applied inside :meth:`forward` (as TGN) and :math:`W_n` through the
     hop-0 entries.
 
@@ -68,6 +81,8 @@ class NAT(torch.nn.Module):
         - :meth:`update_state`: ``src, dst, t`` :math:`(B,)`, ``msg`` :math:`(B, F)`.
     """
 
+    _TABLE_BITS = 10
+
     def __init__(self, num_nodes: int, msg_dim: int = 0, self_dim: int = 72, ngh_dim: int = 4,
                  pos_dim: int = 16, time_dim: int = 1, num_neighbors: Sequence[int] = (32, 16),
                  heads: int = 2, dropout: float = 0.1, replace_prob: float = 0.9,
@@ -83,6 +98,9 @@ class NAT(torch.nn.Module):
         self.num_neighbors = tuple(int(k) for k in num_neighbors)
         self.heads, self.dropout = heads, float(dropout)
         self.memory = GRUMemory(num_nodes, self_dim, msg_dim, time_dim)
+        # time of the latest event fed to update_state (-inf: none); scoring or feeding an
+        # earlier event is an error
+        self.register_buffer("last_time", torch.tensor(float("-inf")), persistent=False)
         self.ncache = NCache(num_nodes, self.num_neighbors, ngh_dim, replace_prob, hash_seed)
         hops = len(self.num_neighbors)
         self.ngh_encoder = torch.nn.Linear(self_dim, ngh_dim)
@@ -95,8 +113,15 @@ class NAT(torch.nn.Module):
         self.value = torch.nn.Linear(entry_dim, heads * self.head_dim)
         rep = heads * self.head_dim + self_dim
         self.out = relu_mlp([2 * rep, self_dim, 1])
-        hop = torch.cat([torch.zeros(1, dtype=torch.long), self.ncache.hop_index().cpu()])
-        self.register_buffer("hop_onehot", F.one_hot(hop, hops + 1).float(), persistent=False)
+        # joint features are 0/1 per hop (a key occurs at most once per hop of a cache): with
+        # few hops, the position encoder is evaluated once per batch on every possible code
+        self.num_code_bits = 2 * (hops + 1)
+        if self.num_code_bits <= self._TABLE_BITS:
+            table = code_bits(torch.arange(2 ** self.num_code_bits), self.num_code_bits,
+                              torch.float)
+            self.register_buffer("code_table", torch.log1p(table), persistent=False)
+        else:
+            self.code_table = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -114,22 +139,53 @@ class NAT(torch.nn.Module):
         """Forget all events: empty memory, pending messages and N-caches."""
         self.memory.reset_state()
         self.ncache.reset_state()
+        self.last_time.fill_(float("-inf"))
 
     # ------------------------------------------------------------------------------------------
-    def _check(self, src: Tensor, dst: Tensor, t: Tensor, where: str) -> None:
+    def _check(self, src: Tensor, dst: Tensor, t: Tensor, where: str,
+               ordered: bool = False) -> None:
         if src.dim() != 1 or src.shape != dst.shape or src.shape != t.shape:
             raise ValueError(f"{where}: src, dst and t must be 1-D of one length, got "
                              f"{tuple(src.shape)}, {tuple(dst.shape)}, {tuple(t.shape)}")
         for name, ids in (("src", src), ("dst", dst)):
             if ids.dtype.is_floating_point or ids.dtype == torch.bool:
                 raise ValueError(f"{where}: {name} must hold integer node ids, got {ids.dtype}")
-            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_nodes):
-                i = int(((ids < 0) | (ids >= self.num_nodes)).nonzero()[0, 0])
-                raise ValueError(f"{where}: {name}[{i}] = {int(ids[i])} is outside "
-                                 f"[0, {self.num_nodes})")
-        if t.numel() and not bool(torch.isfinite(t).all()):
+        if not src.numel():
+            return
+        n = self.num_nodes
+        bad = ((src < 0) | (src >= n) | (dst < 0) | (dst >= n) | ~torch.isfinite(t)
+               | (t < self.last_time)).any()
+        if ordered and t.numel() > 1:
+            bad = bad | (t[1:] < t[:-1]).any()
+        if not bool(bad):  # one host synchronisation per call; details only on error
+            return
+        for name, ids in (("src", src), ("dst", dst)):
+            out = (ids < 0) | (ids >= n)
+            if bool(out.any()):
+                i = int(out.nonzero()[0, 0])
+                raise ValueError(f"{where}: {name}[{i}] = {int(ids[i])} is outside [0, {n})")
+        if not bool(torch.isfinite(t).all()):
             i = int((~torch.isfinite(t)).nonzero()[0, 0])
             raise ValueError(f"{where}: t[{i}] is not finite")
+        early = t < self.last_time
+        if bool(early.any()):
+            i = int(early.nonzero()[0, 0])
+            raise ValueError(f"{where}: t[{i}] = {t[i].item()} is earlier than the latest event "
+                             f"already fed to update_state (t = {self.last_time.item()}); events "
+                             "must come in time order (reset_state() starts over)")
+        i = int((t[1:] < t[:-1]).nonzero()[0, 0]) + 1
+        raise ValueError(f"{where}: events out of time order: t[{i}] = {t[i].item()} after "
+                         f"t[{i - 1}] = {t[i - 1].item()}")
+
+    def _position_encoding(self, code: Tensor, dtype: torch.dtype) -> Tensor:
+        """``pos_encoder(log1p(counts))`` of every entry, from its bit code."""
+        if self.code_table is not None:
+            table, index = self.pos_encoder(self.code_table.to(dtype)), code
+        else:
+            uniq, index = torch.unique(code, return_inverse=True)
+            table = self.pos_encoder(torch.log1p(code_bits(uniq, self.num_code_bits, dtype)))
+        # index_select: its backward is an index_add, cheaper than indexing's accumulate
+        return table.index_select(0, index.reshape(-1)).view(*code.shape, -1)
 
     def forward(self, src: Tensor, dst: Tensor, t: Tensor) -> Tensor:
         self._check(src, dst, t, "NAT.forward")
@@ -137,22 +193,17 @@ class NAT(torch.nn.Module):
         nodes = torch.cat([src, dst]).long()
         uniq, inv = torch.unique(nodes, return_inverse=True)
         z = self.memory(uniq)[inv]                                          # (2B, D)
-        keys, vals, times = self.ncache.lookup(uniq)
-        keys, vals, times = keys[inv], vals[inv], times[inv]
+        keys, vals, times = self.ncache._lookup(nodes)
         tt = torch.cat([t, t]).to(times.dtype)
         keys = torch.cat([nodes.view(-1, 1), keys], 1)                      # (2B, M)
         vals = torch.cat([self.ngh_encoder(z).unsqueeze(1), vals.to(z.dtype)], 1)
         dt = torch.cat([torch.zeros_like(tt).view(-1, 1), tt.view(-1, 1) - times], 1)
-        oh = self.hop_onehot.to(z.dtype)
-        own = pair_counts(keys, keys, oh)                                   # (2B, M, H+1)
-        cross = match(keys[:b], keys[b:], oh.dtype)                         # (B, M, M)
-        other = torch.cat([cross @ oh, cross.transpose(1, 2) @ oh], 0)     # (2B, M, H+1)
-        valid = keys >= 0
-        pos = self.pos_encoder(torch.log1p(torch.cat([own, other], -1)))
+        partner = torch.arange(2 * b, device=nodes.device).roll(b)         # src row <-> dst row
+        pos = self._position_encoding(joint_codes(keys, partner, self.ncache), z.dtype)
         entry = torch.cat([vals, pos, self.time_enc(dt.to(z.dtype))], -1)  # (2B, M, E)
         h, c = self.heads, self.head_dim
         q = self.query(z).view(-1, h, c)
-        pooled = masked_attention(q, entry, valid, self.key, self.value)
+        pooled = masked_attention(q, entry, keys >= 0, self.key, self.value)
         rep = F.dropout(torch.cat([pooled, z], -1), p=self.dropout, training=self.training)
         return self.out(torch.cat([rep[:b], rep[b:]], -1)).view(-1)
 
@@ -160,7 +211,7 @@ class NAT(torch.nn.Module):
     def update_state(self, src: Tensor, dst: Tensor, t: Tensor, msg: Optional[Tensor] = None
                      ) -> None:
         """Feed a batch of events (already scored) to the memory and the N-caches."""
-        self._check(src, dst, t, "NAT.update_state")
+        self._check(src, dst, t, "NAT.update_state", ordered=True)
         src, dst = src.long(), dst.long()
         if msg is None:
             msg = torch.zeros(src.numel(), self.msg_dim, device=src.device)
@@ -169,11 +220,14 @@ class NAT(torch.nn.Module):
                              f"{self.msg_dim}) (msg_dim={self.msg_dim}), got {tuple(msg.shape)}")
         if msg.numel() and not bool(torch.isfinite(msg).all()):
             raise ValueError("NAT.update_state: msg holds NaN or infinite values")
+        if not src.numel():
+            return
         self.memory.update_state(src, dst, t, msg)
         a = torch.stack([src, dst], 1).view(-1)
         o = torch.stack([dst, src], 1).view(-1)
         value = self.ngh_encoder(self.memory.memory[o])
-        self.ncache.update(a, o, t.repeat_interleave(2), value)
+        self.ncache._update(a, o, t.repeat_interleave(2), value)  # ids and times checked above
+        self.last_time.copy_(torch.maximum(self.last_time, t.max().to(self.last_time.dtype)))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.num_nodes}, msg_dim={self.msg_dim}, "

@@ -1,8 +1,38 @@
 import pytest
 import torch
 
-from graphkit.nn.models._nat import pair_counts
+from graphkit.nn.models._nat import code_bits, joint_codes
 from graphkit.nn.models.nat import NAT
+
+
+def match(keys_a, keys_b):
+    """Reference: ``(B, M, M)`` indicator ``keys_a[:, i] == keys_b[:, j]``, empty entries
+    (``-1``) matching nothing."""
+    keys_b = keys_b.masked_fill(keys_b < 0, -2)
+    return (keys_a.unsqueeze(2) == keys_b.unsqueeze(1)).float()
+
+
+def pair_counts(keys_a, keys_b, hop_onehot):
+    """Reference: how often each entry of ``keys_a`` occurs in each hop of ``keys_b``, by
+    comparing all pairs of entries."""
+    return match(keys_a, keys_b) @ hop_onehot
+
+
+def hop_onehot(model):
+    hop = torch.cat([torch.zeros(1, dtype=torch.long), model.ncache.hop_index()])
+    return torch.nn.functional.one_hot(hop, model.ncache.num_hops + 1).float()
+
+
+def reference_counts(model, src, dst):
+    """The joint features of NAT's definition, ``(2B, M, 2(H+1))``, by all-pairs matching."""
+    b = src.numel()
+    nodes = torch.cat([src, dst])
+    keys = torch.cat([nodes.view(-1, 1), model.ncache.lookup(nodes)[0]], 1)
+    oh = hop_onehot(model)
+    own = pair_counts(keys, keys, oh)
+    cross = match(keys[:b], keys[b:])
+    other = torch.cat([cross @ oh, cross.transpose(1, 2) @ oh], 0)
+    return keys, torch.cat([own, other], -1)
 
 
 def small(**kw):
@@ -54,7 +84,7 @@ def test_common_neighbour_changes_the_score():
     model.update_state(torch.tensor([0, 1]), torch.tensor([4, 4]), torch.tensor([1., 1.]), torch.zeros(2, 2))
     ka = torch.cat([torch.tensor([[0]]), model.ncache.lookup(torch.tensor([0]))[0]], 1)
     kb = torch.cat([torch.tensor([[1]]), model.ncache.lookup(torch.tensor([1]))[0]], 1)
-    counts = pair_counts(ka, kb, model.hop_onehot)
+    counts = pair_counts(ka, kb, hop_onehot(model))
     assert counts[0, :, 1].sum() == 1  # key 4 of node 0 is a 1-hop key of node 1
 
 
@@ -113,3 +143,107 @@ def test_masked_attention_equals_projected_keys_and_values():
     ref = (attn.unsqueeze(-1) * v).sum(1).flatten(1)
     out = masked_attention(q, entry, mask, key, value)
     assert torch.allclose(out, ref, atol=1e-5) and (out[0] == 0).all()
+
+
+def random_stream_model(hops, seed=0, n=12, events=300):
+    torch.manual_seed(seed)
+    model = NAT(n, self_dim=8, ngh_dim=3, pos_dim=4, time_dim=2, num_neighbors=hops, dropout=0.0)
+    g = torch.Generator().manual_seed(seed)
+    for i in range(0, events, 30):  # few slots, many nodes: collisions and self-loops happen
+        src, dst = torch.randint(0, n, (30,), generator=g), torch.randint(0, n, (30,), generator=g)
+        model.update_state(src, dst, torch.arange(i, i + 30).float(), torch.zeros(30, 0))
+    return model, g
+
+
+@pytest.mark.parametrize("hops", [(4, 2), (3,), (2, 2, 2, 2, 2)])
+def test_joint_codes_equal_all_pairs_counts(hops):
+    model, g = random_stream_model(hops)
+    src, dst = torch.randint(0, 12, (40,), generator=g), torch.randint(0, 12, (40,), generator=g)
+    keys, ref = reference_counts(model, src, dst)
+    assert ref.max() == 1  # a key occurs at most once per hop of a cache
+    partner = torch.arange(80).roll(40)
+    code = joint_codes(keys, partner, model.ncache)
+    bits = code_bits(code.view(-1), 2 * (len(hops) + 1), torch.float).view(ref.shape)
+    assert torch.equal(bits, ref)
+    assert (code[keys < 0] == 0).all()
+
+
+@pytest.mark.parametrize("hops", [(4, 2), (2, 2, 2, 2, 2)])  # code table and unique-code path
+def test_forward_equals_all_pairs_definition(hops):
+    """The logits equal those computed from the joint features by all-pairs matching."""
+    model, g = random_stream_model(hops, seed=1)
+    assert (model.code_table is None) == (len(hops) > 3)
+    model.eval()
+    src, dst = torch.randint(0, 12, (20,), generator=g), torch.randint(0, 12, (20,), generator=g)
+    t = torch.full((20,), 400.0)
+    out = model(src, dst, t)
+    keys, counts = reference_counts(model, src, dst)
+    nodes = torch.cat([src, dst])
+    z = model.memory(nodes)
+    _, vals, times = model.ncache.lookup(nodes)
+    vals = torch.cat([model.ngh_encoder(z).unsqueeze(1), vals], 1)
+    dt = torch.cat([torch.zeros(40, 1), t.repeat(2).view(-1, 1) - times], 1)
+    entry = torch.cat([vals, model.pos_encoder(torch.log1p(counts)), model.time_enc(dt)], -1)
+    from graphkit.nn.models._nat import masked_attention
+
+    q = model.query(z).view(40, model.heads, model.head_dim)
+    pooled = masked_attention(q, entry, keys >= 0, model.key, model.value)
+    rep = torch.cat([pooled, z], -1)
+    ref = model.out(torch.cat([rep[:20], rep[20:]], -1)).view(-1)
+    assert torch.allclose(out, ref, atol=1e-6)
+
+
+def test_memory_rows_without_pending_message_keep_memory_and_no_gradient():
+    model = small()
+    model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.]), torch.zeros(1, 2))
+    model.memory.memory[5] = 0.5  # node 5 has no pending message
+    out = model.memory(torch.tensor([5, 0]))
+    assert torch.equal(out[0], torch.full((8,), 0.5))
+    out[0].sum().backward()
+    assert model.memory.gru.weight_ih.grad.abs().sum() == 0
+
+
+def test_attention_pool_matches_autograd_and_gradchecks():
+    from graphkit.nn.models._nat import attention_pool
+
+    torch.manual_seed(2)
+    r, m, h, e = 4, 5, 2, 3
+    entry = torch.randn(r, m, e, dtype=torch.double, requires_grad=True)
+    qk = torch.randn(r, h, e, dtype=torch.double, requires_grad=True)
+    mask = torch.rand(r, m) > 0.3
+    mask[0] = False  # a row without entries pools to 0
+    mask[1, 0] = True
+    attn = torch.softmax((entry @ qk.transpose(1, 2)).masked_fill(~mask.unsqueeze(-1), float("-inf")), 1)
+    ref = attn.nan_to_num(0.0).transpose(1, 2) @ entry
+    out = attention_pool(entry, qk, mask)
+    assert torch.allclose(out, ref) and (out[0] == 0).all()
+    g = torch.randn_like(out)
+    ge, gq = torch.autograd.grad(out, (entry, qk), g)
+    re, rq = torch.autograd.grad(ref, (entry, qk), g)
+    assert torch.allclose(ge, re) and torch.allclose(gq, rq)
+    assert torch.autograd.gradcheck(lambda a, b: attention_pool(a, b, mask), (entry, qk))
+    assert torch.autograd.gradgradcheck(lambda a, b: attention_pool(a, b, mask), (entry, qk))
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        attention_pool(entry, qk, mask.double())
+
+
+def test_slot_table_equals_hash():
+    model = small()
+    ids = torch.arange(8)
+    for hop in (1, 2):
+        assert torch.equal(model.ncache._slot(ids, hop), model.ncache.slot(ids, hop))
+
+
+def test_events_out_of_time_order_are_errors():
+    model = small()
+    model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([5.]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"t\[1\] = 4.0 is earlier than the latest event .* \(t = 5.0\)"):
+        model(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([6., 4.]))
+    with pytest.raises(ValueError, match=r"out of time order: t\[1\] = 6.0 after t\[0\] = 7.0"):
+        model.update_state(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([7., 6.]), torch.zeros(2, 2))
+    assert model(torch.tensor([0]), torch.tensor([1]), torch.tensor([5.])).shape == (1,)  # ties are fine
+    model.update_state(torch.tensor([2]), torch.tensor([3]), torch.tensor([5.]), torch.zeros(1, 2))
+    model.reset_state()
+    model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.]), torch.zeros(1, 2))
+    assert model.last_time == 1.0
+    assert model.double().last_time.dtype == torch.float64
