@@ -21,6 +21,9 @@ _EXPORTS = {
     "evaluate_model": "train",
     "save_model_dir": "io",
     "load_model_dir": "io",
+    "filter_grid": "filter_select",
+    "select_filter": "filter_select",
+    "sample_users": "filter_select",
 }
 
 __all__ = sorted(_EXPORTS)

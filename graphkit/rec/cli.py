@@ -115,6 +115,11 @@ def add_parser(subparsers) -> None:
                                 "are the papers' Gowalla settings)")
     for flag, dest, kind, text, models in FILTER_FLAGS:
         filt.add_argument(flag, dest=dest, type=kind, default=None, help=f"{text} [{', '.join(models)}]")
+    filt.add_argument("--select", choices=("given", "valid"), default="given",
+                      help="graph filters: 'valid' scores a small grid around the settings (GF-CF alpha; BSPM "
+                           "sharpen time x beta; polynomial coefficient sets) on the validation part, keeps the "
+                           "best by --monitor and reports the search time; 'given' uses the settings as given "
+                           "(default)")
     out = t.add_argument_group("output")
     out.add_argument("--out", required=True, help="model directory to write")
     out.add_argument("--no-resume", action="store_true", help="ignore a checkpoint left in --out")
@@ -408,6 +413,12 @@ def cmd_train(args) -> int:
         print(recipe.describe())
         batch_size = args.batch_size or recipe.batch_size
         lr = args.lr if args.lr is not None else recipe.lr
+    selection = None
+    if args.select == "valid":
+        try:
+            extra, selection = _select_filter(args, graph, extra, monitor, eval_memory)
+        except ValueError as exc:
+            return _fail(str(exc))
     seed_everything(args.seed)
     if args.negative_candidates > 1 and args.model == "ultragcn":
         return _fail("--negative-candidates applies to lightgcn and mf; UltraGCN draws its own "
@@ -438,6 +449,11 @@ def cmd_train(args) -> int:
     except ResumeError as exc:  # the checkpoint in --out belongs to another run
         return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the data and settings of "
                      f"that run, or with --no-resume (starts afresh, overwriting it) or another --out")
+    from graphkit.engine.distributed import cleanup_distributed, is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 alone writes the model folder and reports
+        cleanup_distributed()
+        return 0
     info = {"split": split, "select_on": select_on, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "interrupted": result.interrupted, "valid_metrics": result.best_valid, "test_metrics": result.test,
@@ -445,6 +461,8 @@ def cmd_train(args) -> int:
                                "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor,
                                "negative_candidates": args.negative_candidates},
             "wall_time_s": round(result.wall_time_s, 2), "sittings": result.sittings, "notes": notes}
+    if selection is not None:
+        info["filter_selection"] = selection
     save_model_dir(str(out), model.cpu(), graph, info=info)
     curve = _plot_curve(result.history, monitor, out / "training_curve.png")
     timing = f"{result.epochs_run} epochs in {result.wall_time_s:.1f} s"
@@ -458,7 +476,25 @@ def cmd_train(args) -> int:
     if result.test:
         print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result.test.items() if "@" in k))
     print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
+    cleanup_distributed()
     return 0
+
+
+def _select_filter(args, graph, given: Dict[str, Any], monitor: str, eval_memory):
+    """``--select valid`` for a graph filter: the best setting of its validation grid around the
+    given flags, and a summary for model.json. Raises ``ValueError`` for a trained model or a
+    graph without a validation part."""
+    from graphkit.rec.filter_select import filter_grid, select_filter
+
+    if args.model not in FILTER_MODELS:
+        raise ValueError(f"--select valid applies to --model {' / '.join(FILTER_MODELS)} (a trained model is "
+                         "already selected on the validation part, by epoch)")
+    if graph.valid is None:
+        raise ValueError("--select valid needs a validation part: set --valid-ratio above 0")
+    best, rows, seconds = select_filter(args.model, graph, filter_grid(args.model, given), ks=tuple(args.k),
+                                        monitor=monitor, memory_budget=eval_memory, log=print)
+    print(f"selected on validation {monitor}: {best} ({seconds:.1f} s for {len(rows)} settings)")
+    return best, {"monitor": monitor, "best": best, "grid": rows, "seconds": round(seconds, 2)}
 
 
 def _training_recipe(args, graph, dim: int):

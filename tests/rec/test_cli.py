@@ -252,3 +252,34 @@ def test_train_refuses_a_budget_the_recipe_cannot_fit_before_training(events, tm
                  "--max-memory", budget]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("name", ["gfcf", "bspm", "polyfilter"])
+def test_graph_filter_settings_selected_on_validation(events, tmp_path, capsys, name):
+    out = tmp_path / name
+    flags = ["--rank", "4"] if name != "polyfilter" else []
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--time-col", "ts", "--model", name, *flags, "--select", "valid", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "selected on validation recall@20" in printed
+    meta = json.loads((out / "model.json").read_text())
+    chosen = meta["filter_selection"]
+    assert len(chosen["grid"]) == {"gfcf": 5, "bspm": 9, "polyfilter": 4}[name] and chosen["seconds"] >= 0
+    best = max(chosen["grid"], key=lambda row: row["recall@20"])
+    assert chosen["best"] == best["settings"]
+    # the saved model is the selected one
+    model, _, _ = load_model_dir(str(out))
+    for key, value in chosen["best"].items():
+        assert model.model_args[key] == value
+    assert meta["test_metrics"]["recall@20"] > 0.5
+
+
+def test_select_valid_is_refused_for_trained_models_and_without_validation(events, tmp_path, capsys):
+    code = main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "lightgcn", "--select", "valid", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--select valid applies to --model gfcf / bspm / polyfilter" in capsys.readouterr().err
+    code = main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "gfcf", "--rank", "4", "--valid-ratio", "0", "--select", "valid",
+                 "--out", str(tmp_path / "y")])
+    assert code == 2 and "--select valid needs a validation part" in capsys.readouterr().err

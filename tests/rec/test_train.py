@@ -318,6 +318,9 @@ def test_rec_train_under_two_processes_matches_one_and_resumes(tmp_path, monkeyp
     assert [json.loads(line)["epoch"] for line in history] == [0, 1, 2]
     assert not (tmp_path / "r1/model/checkpoints").exists()
     assert not (tmp_path / "r1/model/history.jsonl").exists()
+    # the model folder (model.json and the weights) comes from rank 0 alone
+    assert (tmp_path / "r0/model/model.json").exists()
+    assert not (tmp_path / "r1/model/model.json").exists()
     for k in r0:
         torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)  # identical replicas
     # one process, 3 epochs without interruption, same global batch: the same model

@@ -68,6 +68,12 @@ class BSPM(_ItemFilterRecommender):
     application of :math:`\tilde{\mathbf{P}}` being two sparse products (see
     :mod:`graphkit.nn.models.gf_cf`).
 
+    Cost: with the defaults every user takes 5 applications of :math:`\tilde{\mathbf{P}}`
+    (1 blur step, 4 RK4 stages; the first acts on the sparse raw row) and one ideal term, about
+    ``9 nnz(R) + I k`` multiply–adds: on Gowalla ``7.3e6 + 1.8e7`` per user, ``7.6e11`` for all
+    29,858 users, against ``5 I^2 = 8.4e9`` per user (``2.5e14`` in all) with a dense item–item
+    matrix. See :mod:`graphkit.nn.models.gf_cf` for the blocking and what to do with many items.
+
     Defaults are the paper's BSPM-EM settings for Gowalla (reference code README):
     :math:`T_b = 1` (1 Euler step), :math:`T_{idl} = 1` (1 Euler step, so
     :math:`\mathbf{i}(1) = \mathbf{r}_u\mathbf{F}`), :math:`T_s = 2.5` (1 RK4 step),
@@ -92,7 +98,7 @@ class BSPM(_ItemFilterRecommender):
         ideal_solver (str): ``"euler"`` or ``"rk4"``. (default: :obj:`"euler"`)
         sharpen (bool): run the sharpening process. (default: :obj:`True`)
         time_point_mean (bool): average the states after every step. (default: :obj:`False`)
-        svd (str): ``"arpack"`` or ``"lowrank"`` (see :class:`~graphkit.nn.models.GFCF`).
+        svd (str): ``"arpack"``, ``"dense"`` or ``"lowrank"`` (see :class:`~graphkit.nn.models.GFCF`).
             (default: :obj:`"arpack"`)
         svd_niter (int): power iterations of ``"lowrank"``. (default: :obj:`8`)
         memory_budget_mb (float): working memory of one scoring block. (default: :obj:`1024`)
@@ -144,13 +150,13 @@ class BSPM(_ItemFilterRecommender):
             ideal = integrate(lambda z: self._ideal(z) - z, x, self.ideal_time, self.ideal_steps,
                               self.ideal_solver).mul_(self.beta)
         states: Optional[List[Tensor]] = [] if self.time_point_mean else None
-        out = integrate(lambda z: self._propagate(z) - z, x, self.blur_time, self.blur_steps,
+        out = integrate(lambda z: self._propagate(z).sub_(z), x, self.blur_time, self.blur_steps,
                         self.blur_solver, states)
         late = ideal
         if self.sharpen:
             if self.merge == "early" and ideal is not None:
                 out, late = out + ideal, None
-            out = integrate(lambda z: -self._propagate(z), out, self.sharpen_time, self.sharpen_steps,
+            out = integrate(lambda z: self._propagate(z).neg_(), out, self.sharpen_time, self.sharpen_steps,
                             self.sharpen_solver, states)
         if states is not None:
             out = sum(states[1:], states[0].clone()).div_(len(states))

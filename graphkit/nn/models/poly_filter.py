@@ -73,11 +73,15 @@ class PolyFilter(_ItemFilterRecommender):
 
     def _filter(self, x: Tensor) -> Tensor:
         c = self.coefficients
-        out = x * c[-1]
-        for ck in reversed(c[:-1]):
-            out = self._propagate(out)
-            if ck:
-                out.add_(x, alpha=ck)
+        if len(c) == 1:
+            return x * c[0]
+        # Horner's rule; the first power acts on the raw rows (a cheaper product, see _propagate)
+        out = self._propagate(x).mul_(c[-1])
+        for k in range(len(c) - 2, -1, -1):
+            if c[k]:
+                out.add_(x, alpha=c[k])
+            if k > 0:
+                out = self._propagate(out)
         return out
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import graphkit.nn.models.gf_cf as gf_cf_module
 from graphkit.nn.models import BSPM, create_recommender, get_recommender
 from graphkit.nn.models.bspm import integrate
 
@@ -116,3 +117,25 @@ def test_bad_input(kwargs, message):
     kwargs = {"rank": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         BSPM(7, 9, **kwargs)
+
+
+@pytest.mark.parametrize("scatter_cost", [0, 10 ** 9])
+@pytest.mark.parametrize("merge", ["early", "late"])
+def test_cache_panels_and_wide_ideal_blocks_give_the_same_scores(merge, scatter_cost, monkeypatch):
+    monkeypatch.setattr(BSPM, "_panel_width", lambda self: 4)
+    monkeypatch.setattr(gf_cf_module, "_SCATTER_COST", scatter_cost)
+    r = interactions(30, 25, seed=5)
+    p, f = dense_parts(r, 4)
+    model = BSPM(30, 25, merge=merge, rank=4, item_item="sparse").set_graph(r.nonzero().t())
+    assert model._blocking()[0] == 4 and model._blocking()[1] > 4
+    blurred, ideal = r @ p, 0.2 * r @ f
+    sharpen = rk4_step(-p, 2.5)
+    ref = (blurred + ideal) @ sharpen if merge == "early" else blurred @ sharpen + ideal
+    torch.testing.assert_close(model.score_all(torch.arange(30)).double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_memory_budget_too_small_for_one_user():
+    r = interactions()
+    model = BSPM(7, 9, rank=2, memory_budget_mb=1e-5).set_graph(r.nonzero().t())
+    with pytest.raises(ValueError, match="memory_budget_mb=1e-05 is too small for one user"):
+        model.score_all(torch.tensor([0, 1]))

@@ -142,3 +142,43 @@ def test_bad_input():
     model.set_graph(r.nonzero().t())
     with pytest.raises(ValueError, match="'users' contains id 7"):
         model.score_all(torch.tensor([7]))
+
+
+@pytest.mark.parametrize("scatter_cost", [0, 10 ** 9])  # the raw rows' first product: scattered / streamed
+def test_cache_panels_and_wide_ideal_blocks_give_the_same_scores(scatter_cost, monkeypatch):
+    # the sparse products run on panels of 3 users, the ideal term on wider blocks of them
+    monkeypatch.setattr(GFCF, "_panel_width", lambda self: 3)
+    monkeypatch.setattr(gf_cf_module, "_SCATTER_COST", scatter_cost)
+    r = interactions(40, 30, seed=4)
+    model = GFCF(40, 30, alpha=0.3, rank=5, item_item="sparse").set_graph(r.nonzero().t())
+    panel, wide = model._blocking()
+    assert panel == 3 and wide > panel and wide % panel == 0
+    users = torch.cat([torch.randperm(40, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 3, 0])])
+    ref = dense_reference(r, 0.3, 5)[users]
+    torch.testing.assert_close(model.score_all(users).double(), ref, atol=1e-5, rtol=1e-5)
+    # a budget that fits the panel but not a wider block: the ideal term is then per panel
+    per_user_mb = model._work_bytes() / 2 ** 20
+    narrow = GFCF(40, 30, alpha=0.3, rank=5, item_item="sparse", memory_budget_mb=3.5 * per_user_mb)
+    narrow.load_state_dict(model.state_dict())
+    narrow.set_graph(r.nonzero().t())
+    assert narrow._blocking() == (3, 3)
+    torch.testing.assert_close(narrow.score_all(users).double(), ref, atol=1e-5, rtol=1e-5)
+    model.double()  # the cached vectors follow .double(); scores stay float32
+    torch.testing.assert_close(model.score_all(users).double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_dense_svd_solver_matches_arpack_and_checks_its_memory():
+    r = interactions(20, 15, seed=3)
+    pairs = r.nonzero().t()
+    exact = GFCF(20, 15, rank=4).set_graph(pairs)
+    dense = GFCF(20, 15, rank=4, svd="dense").set_graph(pairs)
+    torch.testing.assert_close(dense.score_all(torch.arange(20)), exact.score_all(torch.arange(20)),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="svd='dense' needs about .* MB .* use svd='arpack'"):
+        GFCF(20, 15, rank=4, svd="dense", memory_budget_mb=1e-3).set_graph(pairs)
+
+
+@pytest.mark.parametrize("budget", [-1.0, math.nan, math.inf, "1024"])
+def test_bad_memory_budget(budget):
+    with pytest.raises(ValueError, match="'memory_budget_mb' must be"):
+        GFCF(7, 9, rank=2, memory_budget_mb=budget)

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import graphkit.nn.models.gf_cf as gf_cf_module
 from graphkit.nn.models import PolyFilter, create_recommender, get_recommender
 
 
@@ -62,3 +63,18 @@ def test_needs_no_svd_registry_and_model_args():
 def test_bad_coefficients(coefficients, message):
     with pytest.raises(ValueError, match=message):
         PolyFilter(7, 9, coefficients=coefficients)
+
+
+@pytest.mark.parametrize("scatter_cost", [0, 10 ** 9])
+def test_cache_panels_give_the_same_scores(scatter_cost, monkeypatch):
+    monkeypatch.setattr(PolyFilter, "_panel_width", lambda self: 4)
+    monkeypatch.setattr(gf_cf_module, "_SCATTER_COST", scatter_cost)
+    r = interactions(30, 25, seed=6)
+    p = item_item(r)
+    coefficients = [0.5, 2.0, -1.0]
+    ref = sum(c * r @ torch.linalg.matrix_power(p, k) for k, c in enumerate(coefficients))
+    model = PolyFilter(30, 25, coefficients=coefficients, item_item="sparse").set_graph(r.nonzero().t())
+    assert model._blocking() == (4, 4)
+    torch.testing.assert_close(model.score_all(torch.arange(30)).double(), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="too small for one user"):
+        PolyFilter(30, 25, memory_budget_mb=1e-6).set_graph(r.nonzero().t()).score_all(torch.tensor([0]))
