@@ -80,7 +80,7 @@ class FitResult:
 #: The paper recipe of LightGCN: batch 2048, Adam lr 1e-3.
 PAPER_BATCH_SIZE, PAPER_LR = 2048, 1e-3
 #: The scaled recipe keeps an epoch at most this many optimisation steps.
-MAX_STEPS_PER_EPOCH = 256
+MAX_STEPS_PER_EPOCH = 128
 #: Up to this many training pairs the paper recipe is kept whatever its step count: the paper
 #: datasets (ML-1M, Gowalla, Yelp2018: 0.8 to 1.2 M pairs) keep the recipe whose figures are
 #: verified on them.
@@ -162,7 +162,7 @@ def scale_recipe(num_train: int, num_users: int, num_items: int, *, embedding_di
         num_users (int): users.
         num_items (int): items.
         embedding_dim (int): embedding size (for the memory estimate). (default: ``64``)
-        max_steps_per_epoch (int): steps above which the batch grows. (default: ``256``)
+        max_steps_per_epoch (int): steps above which the batch grows. (default: ``128``)
         paper_recipe_max_pairs (int): the paper recipe is kept up to this many pairs, so the
             datasets its figures were verified on are trained as in the paper.
             (default: ``1_500_000``)
