@@ -33,7 +33,7 @@ Amazon numbers come from this split. Its records are separate entries
 
     python examples/dagnn.py --dataset Amazon-Computers --split reference --runs 10
 
-Every finished run is appended to ``--log`` (default ``runs/<entry id>/runs.jsonl``, or
+Every finished run is appended to ``--runs-log`` (default ``runs/<entry id>/runs.jsonl``, or
 ``runs.jsonl`` in ``--checkpoint-dir``); rerunning with the same settings resumes after the last
 finished run (``--no-resume`` starts afresh). ``--select test`` reports the best test epoch
 instead (a separate ``-test-selected`` entry), ``--time-budget`` caps each run's training time.
@@ -91,8 +91,8 @@ def parse_args(argv: Optional[List[str]] = None):
                    "reference code actually draws on the Amazon datasets (see reference_split); "
                    "default: public for Planetoid datasets, random otherwise")
     p.add_argument("--no-normalize-features", dest="normalize_features", action="store_false")
-    p.add_argument("--log", default=None, help="JSONL file of finished runs (resumable; "
-                   "default: runs.jsonl in --checkpoint-dir)")
+    p.add_argument("--runs-log", "--log", dest="log", default=None,
+                   help="JSONL file of finished runs (resumable; default: runs.jsonl in --checkpoint-dir)")
     args = p.parse_args(argv)
     args.key = args.dataset.lower()
     wd, K, dropout, epochs, patience = HPARAMS[args.key]

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-generator", default=None, help="save the trained generator here")
     p.add_argument("--dense-features", dest="sparse_features", action="store_false",
                    help="keep the original features dense (default: CSR when < 5%% non-zeros)")
-    p.add_argument("--log", default=None, help="JSONL file of finished runs (default: "
-                   "<checkpoint dir>/runs.jsonl)")
+    p.add_argument("--runs-log", "--log", dest="log", default=None,
+                   help="JSONL file of finished runs (default: <checkpoint dir>/runs.jsonl)")
     return p
 
 

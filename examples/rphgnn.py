@@ -66,8 +66,8 @@ def parse_args(argv: Optional[List[str]] = None):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--sparsity", default="sqrt",
                    help="random projection sparsity s: a number, or 'sqrt' (default)")
-    p.add_argument("--log", default=None, help="JSONL of finished runs (default: runs.jsonl in "
-                   "--checkpoint-dir)")
+    p.add_argument("--runs-log", "--log", dest="log", default=None,
+                   help="JSONL of finished runs (default: runs.jsonl in --checkpoint-dir)")
     args = p.parse_args(argv)
     args.key = args.dataset.lower()
     defaults = dict(zip(KEYS, HPARAMS[args.key]))

@@ -103,7 +103,8 @@ def add_parser(subparsers) -> None:
     model.add_argument("--patience", type=_positive_int, default=5,
                        help="evaluations without improvement before stopping (default 5)")
     model.add_argument("--k", type=_positive_int, nargs="+", default=[20], help="cut-offs (default 20)")
-    model.add_argument("--monitor", default=None, help="selection metric (default recall@<first k>)")
+    model.add_argument("--monitor-metric", "--monitor", dest="monitor", default=None,
+                       help="selection metric (default recall@<first k>)")
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--device", default="auto")
     _add_threads(model)
@@ -118,7 +119,7 @@ def add_parser(subparsers) -> None:
     filt.add_argument("--select", choices=("given", "valid"), default="given",
                       help="graph filters: 'valid' scores a small grid around the settings (GF-CF alpha; BSPM "
                            "sharpen time x beta; polynomial coefficient sets) on the validation part, keeps the "
-                           "best by --monitor and reports the search time; 'given' uses the settings as given "
+                           "best by --monitor-metric and reports the search time; 'given' uses the settings as given "
                            "(default)")
     out = t.add_argument_group("output")
     out.add_argument("--out", required=True, help="model directory to write")

@@ -45,3 +45,72 @@ def test_changed_settings_keeps_order():
     defaults = {"lr": 1e-3, "batch_size": 1024, "negative_candidates": 1}
     assert list(changed_settings(a, defaults, ["negative_candidates", "lr", "batch_size"])) == [
         "negative_candidates", "batch_size"]
+
+
+def _parser_of(parse_args):
+    """The parser an example's ``parse_args`` builds (captured when it parses)."""
+    class Captured(Exception):
+        pass
+
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self, *a, **k):
+        raise Captured(self)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        parse_args([])
+    except Captured as e:
+        return e.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    raise AssertionError("parse_args did not parse")
+
+
+def _sub_parsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _sub_parsers(sub)
+
+
+@pytest.mark.parametrize("script", ["dagnn", "lagnn", "lightgcn", "graphsage_sampled", "rphgnn", "rec"])
+def test_every_option_has_a_spelling_torchrun_passes_through(script):
+    """torchrun parses the whole command line and rejects an option after the script that
+    abbreviates several of its own (``--log`` -> ``--log-dir``, ``--logs-specs``; ``--monitor``
+    -> ``--monitor-interval``): every option needs one long spelling that reaches the script."""
+    import importlib.util
+    import pathlib
+
+    run = pytest.importorskip("torch.distributed.run")
+    if script == "rec":
+        from graphkit.cli import build_parser
+
+        parsers = list(_sub_parsers(build_parser()))
+        prefix = ["-m", "graphkit", "rec", "train"]
+    else:
+        path = pathlib.Path(__file__).resolve().parents[2] / "examples" / f"{script}.py"
+        spec = importlib.util.spec_from_file_location(f"example_{script}_torchrun", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        parsers = [_parser_of(module.parse_args)]
+        prefix = [f"{script}.py"]
+    torchrun = run.get_args_parser()
+    torchrun.exit_on_error = False
+    refused = []
+    for parser in parsers:
+        for action in parser._actions:
+            spellings = [s for s in action.option_strings if s.startswith("--") and s != "--help"]
+            if not spellings:
+                continue
+            ok = False
+            for flag in spellings:
+                try:
+                    ns, _ = torchrun.parse_known_args(prefix + [flag, "1"])
+                except (argparse.ArgumentError, SystemExit):
+                    continue
+                ok = ok or flag in ns.training_script_args
+            if not ok:
+                refused.append((parser.prog, spellings))
+    assert not refused, f"options torchrun refuses or takes for its own: {refused}"
