@@ -1,25 +1,14 @@
-import importlib.util
 import os
-import pathlib
 
 import pytest
 
 from graphkit.engine.records import load_record
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = os.environ.get("GRAPHKIT_DATA", "")
 
 
-def load_example():
-    path = ROOT / "examples" / "graph_metaformer.py"
-    spec = importlib.util.spec_from_file_location("example_graph_metaformer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_entry_ids_and_defaults():
-    ex = load_example()
+def test_entry_ids_and_defaults(load_example):
+    ex = load_example("graph_metaformer")
     args = ex.parse_args(["--dataset", "cora"])
     assert args.methods == ["pool", "max", "ponet", "mod", "gcn"] and args.epochs == 200
     assert ex.method_entry(args, "pool") == "metaformer-pool-cora"
@@ -32,8 +21,8 @@ def test_entry_ids_and_defaults():
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(DATA, "TUDataset", "PROTEINS")),
                     reason="needs PROTEINS under $GRAPHKIT_DATA")
-def test_runs_writes_valid_records_without_paper_value(tmp_path):
-    ex = load_example()
+def test_runs_writes_valid_records_without_paper_value(load_example, tmp_path):
+    ex = load_example("graph_metaformer")
     out = tmp_path / "results"
     argv = ["--dataset", "PROTEINS", "--methods", "pool,gin", "--folds", "5", "--max-folds",
             "2", "--epochs", "2", "--threads", "1", "--out", str(out), "--checkpoint-dir",

@@ -1,21 +1,9 @@
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_defaults_search_the_full_space_with_capped_children():
+def test_defaults_search_the_full_space_with_capped_children(load_example):
     ex = load_example("autognn")
     args = ex.parse_args(["--dataset", "Cora"])
     assert args.exclude == [] and args.entry == "autognn-cora"
@@ -27,7 +15,7 @@ def test_defaults_search_the_full_space_with_capped_children():
         == "randomsearch-citeseer"
 
 
-def test_exclude_and_bad_flags():
+def test_exclude_and_bad_flags(load_example):
     ex = load_example("autognn")
     space = ex.make_space(ex.parse_args(["--exclude", "aggregation=lcm", "--exclude",
                                          "hidden=256"]))
@@ -40,7 +28,7 @@ def test_exclude_and_bad_flags():
         ex.parse_args(["--child-time", "-1"])
 
 
-def test_search_cost_splits_training_from_the_rest():
+def test_search_cost_splits_training_from_the_rest(load_example):
     ex = load_example("autognn")
     hist = [dict(train_s=2.0, build_s=0.1, share_s=0.0, epochs_run=30, stopped="early stopping",
                  inherited=[None, None]),
@@ -54,7 +42,7 @@ def test_search_cost_splits_training_from_the_rest():
                         build_s=0.2, sharing_s=0.05)
 
 
-def test_plot_curves_draws_every_search_record(tmp_path):
+def test_plot_curves_draws_every_search_record(load_example, tmp_path):
     pytest.importorskip("matplotlib")
     ex = load_example("autognn")
     for entry, ds in (("autognn-cora", "Cora"), ("randomsearch-cora", "Cora"),

@@ -1,21 +1,10 @@
-import importlib.util
 import json
 import os
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_entry_ids_and_shared_flags():
+def test_entry_ids_and_shared_flags(load_example):
     dagnn = load_example("dagnn")
     cases = {("cora",): "dagnn-cora", ("Coauthor-CS",): "dagnn-coauthor-cs",
              ("amazon-computers", "--split", "reference"):
@@ -35,7 +24,7 @@ def test_entry_ids_and_shared_flags():
 @pytest.mark.skipif(not os.path.isdir(os.path.join(os.environ.get("GRAPHKIT_DATA", ""),
                                                    "Planetoid", "Cora")),
                     reason="needs the Cora files under $GRAPHKIT_DATA")
-def test_dagnn_runs_and_resumes_from_its_log(tmp_path, capsys):
+def test_dagnn_runs_and_resumes_from_its_log(load_example, tmp_path, capsys):
     dagnn = load_example("dagnn")
     log = tmp_path / "runs.jsonl"
     argv = ["--dataset", "Cora", "--epochs", "4", "--no-record", "--threads", "1",

@@ -1,18 +1,7 @@
-import importlib.util
 import json
-import pathlib
 
 import torch
 from torch_geometric.data import HeteroData
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def graph():
@@ -31,7 +20,7 @@ def graph():
     return data
 
 
-def test_prepare_stores_sparse_features_and_destination_sorted_edges():
+def test_prepare_stores_sparse_features_and_destination_sorted_edges(load_example):
     latte = load_example("latte")
     raw = graph()
     data = latte.prepare([raw])
@@ -46,7 +35,7 @@ def test_prepare_stores_sparse_features_and_destination_sorted_edges():
         assert key(ei) == key(raw[et].edge_index)
 
 
-def test_models_on_prepared_graph_match_the_plain_graph():
+def test_models_on_prepared_graph_match_the_plain_graph(load_example):
     latte = load_example("latte")
     raw = graph()
     data = latte.prepare([raw])
@@ -66,7 +55,7 @@ def test_models_on_prepared_graph_match_the_plain_graph():
         torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-4)
 
 
-def test_latte_record_compares_with_the_baseline_records(tmp_path):
+def test_latte_record_compares_with_the_baseline_records(load_example, tmp_path):
     latte = load_example("latte")
     out = tmp_path / "results"
     out.mkdir()

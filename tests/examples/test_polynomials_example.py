@@ -1,21 +1,10 @@
-import importlib.util
 import json
 import os
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_entry_ids():
+def test_entry_ids(load_example):
     poly = load_example("polynomials")
     assert [poly.entry(m, "MUTAG") for m in poly.MODELS] == [
         "poly-gin-mutag", "poly-gin-poly-mutag", "ppgn-mutag", "ppgnpp-mutag"]
@@ -23,7 +12,7 @@ def test_entry_ids():
 
 
 @pytest.mark.skipif(not os.environ.get("GRAPHKIT_DATA"), reason="needs the dataset mirror")
-def test_one_fold_one_epoch_writes_valid_records(tmp_path):
+def test_one_fold_one_epoch_writes_valid_records(load_example, tmp_path):
     poly = load_example("polynomials")
     out = tmp_path / "results"
     poly.main(["--dataset", "MUTAG", "--models", "gin-poly,ppgn++", "--max-folds", "1",

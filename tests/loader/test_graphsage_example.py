@@ -1,22 +1,10 @@
-import importlib.util
 import json
-import os
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "examples", "graphsage_sampled.py")
 
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("graphsage_sampled_example", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_synthetic_run_writes_record_and_resumes(tmp_path, capsys):
-    ex = load_example()
+def test_synthetic_run_writes_record_and_resumes(load_example, tmp_path, capsys):
+    ex = load_example("graphsage_sampled")
     argv = ["--dataset", "synthetic", "--num-nodes", "400", "--classes", "3", "--epochs", "2",
             "--threads", "1", "--fanouts", "5,3", "--batch-size", "64", "--hidden", "16",
             "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "rec")]
@@ -29,8 +17,8 @@ def test_synthetic_run_writes_record_and_resumes(tmp_path, capsys):
         (tmp_path / "rec" / "graphsage-sampled-synthetic-n400.json").read_text())["deviations"])
 
 
-def test_bad_flags(capsys):
-    ex = load_example()
+def test_bad_flags(load_example, capsys):
+    ex = load_example("graphsage_sampled")
     with pytest.raises(SystemExit):
         ex.parse_args(["--dataset", "synthetic", "--fanouts", "5,x"])
     with pytest.raises(SystemExit):
@@ -39,13 +27,13 @@ def test_bad_flags(capsys):
     assert "fan-out of hop 1 is 0" in err
 
 
-def test_layerwise_inference_equals_the_full_graph_pass():
+def test_layerwise_inference_equals_the_full_graph_pass(load_example):
     import torch
     from torch_geometric.nn.models import GraphSAGE
 
     from graphkit.loader import NeighborSampler
 
-    ex = load_example()
+    ex = load_example("graphsage_sampled")
     data = ex.power_law_graph(300, 6.0, 2.5, 3, 8, torch.Generator().manual_seed(0))
     deg = torch.bincount(data.edge_index[1], minlength=300)
     ranges = ex.node_chunks(deg, max_nodes=50, max_edges=40)

@@ -1,7 +1,5 @@
-import importlib.util
 import json
 import os
-import pathlib
 
 import pytest
 import torch
@@ -9,15 +7,6 @@ import torch.nn.functional as F
 
 from graphkit.nn.models import DAGNN
 from graphkit.nn.models.dagnn import SparseInputLinear
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("dagnn_example", ROOT / "examples" / "dagnn.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _graph(n=30, f=12, seed=0):
@@ -117,8 +106,8 @@ def test_compile_smoke():
     assert torch.allclose(compiled(x, ei), expected, atol=1e-6)
 
 
-def test_example_helpers_validate():
-    ex = _example()
+def test_example_helpers_validate(load_example):
+    ex = load_example("dagnn")
     y = torch.arange(6).repeat_interleave(60)  # 6 classes x 60 nodes
     train, val, test = ex.random_split(y, 6, 20, 30, torch.Generator().manual_seed(0))
     assert int(train.sum()) == 120 and int(val.sum()) == 180 and int(test.sum()) == 60
@@ -155,9 +144,9 @@ def _load_or_skip(name):
         pytest.skip(f"{name} cannot be loaded here: {exc}")
 
 
-def test_example_runs_on_cora(tmp_path):
+def test_example_runs_on_cora(load_example, tmp_path):
     _load_or_skip("Cora")
-    ex = _example()
+    ex = load_example("dagnn")
     log = tmp_path / "runs.jsonl"
     assert ex.main(["--dataset", "Cora", "--runs", "1", "--epochs", "60", "--no-record",
                     "--log", str(log)]) == 0
@@ -169,11 +158,11 @@ def test_example_runs_on_cora(tmp_path):
     assert len(log.read_text().splitlines()) == 1
 
 
-def test_example_runs_on_pubmed(tmp_path):
+def test_example_runs_on_pubmed(load_example, tmp_path):
     # The offline mirror lacks ind.pubmed.allx, so this is skipped there; it runs wherever
     # PubMed can be downloaded.
     _load_or_skip("PubMed")
-    ex = _example()
+    ex = load_example("dagnn")
     assert ex.main(["--dataset", "PubMed", "--runs", "1", "--epochs", "20", "--no-record"]) == 0
 
 
@@ -194,8 +183,8 @@ def test_sparse_transpose_cache_follows_the_matrix():
         assert torch.allclose(model.lin1.weight.grad, ref.lin1.weight.grad, atol=1e-6)
 
 
-def test_reference_split_reproduces_the_reference_position_indexing():
-    ex = _example()
+def test_reference_split_reproduces_the_reference_position_indexing(load_example):
+    ex = load_example("dagnn")
     # nodes 0..9 isolated (outside the largest component), 10..209 a path; class = id % 2
     n = 210
     path = torch.arange(10, n - 1)
