@@ -117,12 +117,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.manual_seed(seed)
             model = build(method, args, num_nodes, msg_dim).to(device)
             t0 = time.perf_counter()
-            epoch_times = []
+            epoch_times, trajectory = [], []
 
             def tick(m, t_prev=[time.perf_counter()]):  # noqa: B006 - per-call epoch timer
                 now = time.perf_counter()
                 epoch_times.append(now - t_prev[0])
                 t_prev[0] = now
+                trajectory.append({"epoch": m["epoch"], "train_loss": m["train_loss"],
+                                   "val_ap": m["val_ap"]})
                 print(f"  {method} epoch {m['epoch']}: loss {m['train_loss']:.4f} "
                       f"val AP {100 * m['val_ap']:.2f} ({epoch_times[-1]:.1f} s)", flush=True)
 
@@ -133,6 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      time_budget=args.time_budget, callback=tick)
             res["time_s"] = time.perf_counter() - t0
             res["epoch_times_s"] = epoch_times
+            res["trajectory"] = trajectory
             out[method] = res
             print(f"run {run} {method}: test AP {100 * res[prefix + 'ap']:.2f} AUC "
                   f"{100 * res[prefix + 'roc_auc']:.2f} MRR {res[prefix + 'mrr']:.4f} "
@@ -209,7 +212,12 @@ def write_record(args, method, vals, records, resumed, wall) -> None:
                                       for r in per_run],
                    ap_hist=[100 * r[("test_ind_" if args.setting == "inductive" else "test_")
                                     + "ap_hist"] for r in per_run],
-                   val_ap=[100 * r["val_ap"] for r in per_run]))
+                   val_ap=[100 * r["val_ap"] for r in per_run],
+                   stopped=[r.get("stopped") for r in per_run],
+                   val_ap_per_epoch=[[round(100 * e["val_ap"], 2) for e in r["trajectory"]]
+                                     for r in per_run if "trajectory" in r],
+                   train_loss_per_epoch=[[round(e["train_loss"], 4) for e in r["trajectory"]]
+                                         for r in per_run if "trajectory" in r]))
     print(f"wrote {path}")
 
 

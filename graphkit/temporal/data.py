@@ -18,8 +18,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-__all__ = ["check_events", "read_events_csv", "TemporalSplit", "chronological_split",
-           "NegativeSampler"]
+__all__ = ["check_events", "check_event_batch", "read_events_csv", "TemporalSplit",
+           "chronological_split", "NegativeSampler"]
 
 
 def check_events(data, num_nodes: Optional[int] = None, where: str = "events") -> int:
@@ -73,13 +73,61 @@ def check_events(data, num_nodes: Optional[int] = None, where: str = "events") -
     return n
 
 
+def check_event_batch(src: Tensor, dst: Tensor, t: Tensor, num_nodes: int, where: str,
+                      last_time: Optional[Tensor] = None, ordered: bool = False) -> None:
+    r"""Validate a batch of events given to a stateful model: ``src``, ``dst``, ``t`` 1-D of
+    one length, integer ids in ``[0, num_nodes)``, finite and non-negative times, none earlier
+    than ``last_time`` (the latest event the model was fed) and, with ``ordered``, times
+    non-decreasing within the batch. One host synchronisation when the batch is valid; the
+    :class:`ValueError` names the first offending entry."""
+    if src.dim() != 1 or src.shape != dst.shape or src.shape != t.shape:
+        raise ValueError(f"{where}: src, dst and t must be 1-D of one length, got "
+                         f"{tuple(src.shape)}, {tuple(dst.shape)}, {tuple(t.shape)}")
+    for name, ids in (("src", src), ("dst", dst)):
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ValueError(f"{where}: {name} must hold integer node ids, got {ids.dtype}")
+    if not src.numel():
+        return
+    n = num_nodes
+    bad = (src < 0) | (src >= n) | (dst < 0) | (dst >= n) | ~(t >= 0) | ~torch.isfinite(t)
+    if last_time is not None:
+        bad = bad | (t < last_time)
+    bad = bad.any()
+    if ordered and t.numel() > 1:
+        bad = bad | (t[1:] < t[:-1]).any()
+    if not bool(bad):  # one host synchronisation per call; details only on error
+        return
+    for name, ids in (("src", src), ("dst", dst)):
+        out = (ids < 0) | (ids >= n)
+        if bool(out.any()):
+            i = int(out.nonzero()[0, 0])
+            raise ValueError(f"{where}: {name}[{i}] = {int(ids[i])} is outside [0, {n})")
+    if not bool(torch.isfinite(t).all()):
+        i = int((~torch.isfinite(t)).nonzero()[0, 0])
+        raise ValueError(f"{where}: t[{i}] is not finite")
+    if bool((t < 0).any()):
+        i = int((t < 0).nonzero()[0, 0])
+        raise ValueError(f"{where}: t[{i}] = {t[i].item()} is negative (times count from the "
+                         "empty initial state at 0; shift the stream to start at 0 or later)")
+    if last_time is not None and bool((t < last_time).any()):
+        i = int((t < last_time).nonzero()[0, 0])
+        raise ValueError(f"{where}: t[{i}] = {t[i].item()} is earlier than the latest event "
+                         f"already fed to update_state (t = {last_time.item()}); events "
+                         "must come in time order (reset_state() starts over)")
+    i = int((t[1:] < t[:-1]).nonzero()[0, 0]) + 1
+    raise ValueError(f"{where}: events out of time order: t[{i}] = {t[i].item()} after "
+                     f"t[{i - 1}] = {t[i - 1].item()}")
+
+
 def read_events_csv(path: Union[str, os.PathLike], num_nodes: Optional[int] = None):
     r"""Read a CSV of events ``src,dst,t[,f1,f2,...]`` (one header line) into a
     :class:`~torch_geometric.data.TemporalData` with ``msg`` of shape ``(E, F)`` (``F = 0``
     without feature columns), validated by :func:`check_events`.
 
     Node ids are used as given (``0 .. num_nodes - 1``); the error for a bad row names its
-    line in the file (header = line 1).
+    line in the file (header = line 1). The feature width is the header's: a row with missing
+    feature values is an error, and so is a row with more fields than the header (pandas'
+    parser error, a :class:`ValueError`).
     """
     import numpy as np
     import pandas as pd

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphkit.temporal.data import check_event_batch
+
 __all__ = ["TGNLinkPredictor"]
 
 
@@ -28,7 +30,10 @@ class TGNLinkPredictor(torch.nn.Module):
         num_neighbors (int): most recent neighbours kept per node. (default: ``10``)
 
     Without event features (``msg_dim=0``) the messages are one zero column, since PyG's
-    message store drops zero-width messages.
+    message store drops zero-width messages. Batches are validated as NAT's
+    (:func:`~graphkit.temporal.data.check_event_batch`): ids in ``[0, num_nodes)``, finite
+    non-negative times in order, never earlier than an event already fed (``reset_state``
+    starts over), ``msg`` of width ``msg_dim`` and finite.
 
     Shapes:
         - :meth:`forward`: ``src, dst, t`` :math:`(B,)` (``t`` in integer time units) →
@@ -59,6 +64,8 @@ class TGNLinkPredictor(torch.nn.Module):
         self.register_buffer("assoc", torch.zeros(num_nodes, dtype=torch.long), persistent=False)
         self.register_buffer("ev_t", torch.zeros(1024, dtype=torch.long), persistent=False)
         self.register_buffer("ev_msg", torch.zeros(1024, width), persistent=False)
+        # time of the latest event fed to update_state (-inf: none)
+        self.register_buffer("last_time", torch.tensor(float("-inf")), persistent=False)
         self.num_events = 0
 
     def reset_parameters(self) -> None:
@@ -74,9 +81,11 @@ class TGNLinkPredictor(torch.nn.Module):
             self.neighbors = type(self.neighbors)(self.num_nodes, self.neighbors.size,
                                                   device=self.assoc.device)
         self.neighbors.reset_state()
+        self.last_time.fill_(float("-inf"))
         self.num_events = 0
 
     def forward(self, src: Tensor, dst: Tensor, t: Tensor) -> Tensor:
+        check_event_batch(src, dst, t, self.num_nodes, "TGNLinkPredictor.forward", self.last_time)
         n_id = torch.unique(torch.cat([src, dst]))
         n_id, edge_index, e_id = self.neighbors(n_id)
         self.assoc[n_id] = torch.arange(n_id.numel(), device=n_id.device)
@@ -88,9 +97,16 @@ class TGNLinkPredictor(torch.nn.Module):
         return self.lin_out(h.relu()).view(-1)
 
     def update_state(self, src: Tensor, dst: Tensor, t: Tensor, msg: Tensor) -> None:
-        if msg.dim() != 2 or msg.size(1) != self.msg_dim:
-            raise ValueError(f"TGNLinkPredictor.update_state: msg must have width {self.msg_dim}, "
-                             f"got shape {tuple(msg.shape)}")
+        where = "TGNLinkPredictor.update_state"
+        check_event_batch(src, dst, t, self.num_nodes, where, self.last_time, ordered=True)
+        if msg.dim() != 2 or msg.size(0) != src.numel() or msg.size(1) != self.msg_dim:
+            raise ValueError(f"{where}: msg must have width {self.msg_dim} and one row per "
+                             f"event, got shape {tuple(msg.shape)}")
+        if msg.numel() and not bool(torch.isfinite(msg).all()):
+            raise ValueError(f"{where}: msg holds NaN or infinite values")
+        if not src.numel():
+            return
+        self.last_time.copy_(torch.maximum(self.last_time, t.max().to(self.last_time.dtype)))
         t = t.round().long()
         end = self.num_events + src.numel()
         if end > self.ev_t.numel():  # grow the event store (doubling)

@@ -142,9 +142,18 @@ def link_metrics(scores: Dict[str, Tensor], num_random: int = 1,
     return out
 
 
-def replay_events(model, stream: EventStream, mask: Tensor, batch_size: int) -> None:
-    """Feed the selected events to ``model.update_state`` in time order without scoring them."""
-    model.eval()
+def replay_events(model, stream: EventStream, mask: Tensor, batch_size: int,
+                  train_mode: bool = True) -> None:
+    """Feed the selected events to ``model.update_state`` in time order without scoring them
+    (no gradients), with the model in training mode unless ``train_mode=False``, and leave it
+    in that mode.
+
+    Training mode rebuilds the state by the rule :func:`train_epoch` used, which matters for
+    models whose state update depends on the mode: PyG's ``TGNMemory`` applies a node's
+    messages lazily (at its next event) in training mode and at once in evaluation mode, and
+    the two give different memories from the same events and parameters (NAT's update does
+    not depend on the mode)."""
+    model.train(train_mode)
     with torch.no_grad():
         for idx in stream.batches(mask, batch_size):
             model.update_state(stream.src[idx], stream.dst[idx], stream.t[idx], stream.msg[idx])
@@ -160,7 +169,8 @@ def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: fl
     ``patience`` epochs without improvement); Adam is :func:`make_adam`.
 
     The selected parameters are then evaluated afresh: from an empty state the training events
-    are replayed (``update_state`` only), then validation and test events are scored with
+    are replayed (``update_state`` only, in training mode as during training:
+    :func:`replay_events`), then validation and test events are scored with
     ``num_random`` random and ``num_historical`` historical negatives per positive (historical
     ones drawn from the events streamed before the phase). Returns ``val_*``, ``test_*`` (all
     test events) and, for an inductive split, ``test_ind_*`` (test events touching a held-out

@@ -118,3 +118,15 @@ def test_inductive_split_without_held_out_test_event_is_an_error():
     d = events([0, 1, 0, 2, 0, 1, 0, 1, 1, 0], [1, 0, 1, 0, 1, 0, 1, 0, 0, 1], list(range(10)))
     with pytest.raises(ValueError, match="(no test event touches a held-out node|split is empty)"):
         chronological_split(d, inductive=True, new_node_ratio=0.34)
+
+
+def test_read_events_csv_feature_width_changing_between_rows(tmp_path):
+    """A row with fewer feature columns than the header is an error naming its line (not a
+    silent zero or NaN feature); a row with more is pandas' parser error naming its line."""
+    p = tmp_path / "ev.csv"
+    p.write_text("src,dst,t,f1,f2\n0,1,1,0.5,0.1\n1,2,2,0.3\n")
+    with pytest.raises(ValueError, match="ev.csv: line 3 has NaN or infinite features"):
+        read_events_csv(p)
+    p.write_text("src,dst,t,f1,f2\n0,1,1,0.5,0.1\n1,2,2,0.3,0.2,0.9\n")
+    with pytest.raises(ValueError, match="Expected 5 fields in line 3, saw 6"):
+        read_events_csv(p)

@@ -119,3 +119,20 @@ def test_event_stream_rejects_bad_events():
     data = stream_data(e=10)
     with pytest.raises(ValueError, match="beyond the declared 5 nodes"):
         EventStream(data, num_nodes=5)
+
+
+def test_final_evaluation_rebuilds_the_state_the_way_training_did():
+    """With the parameters held fixed (lr 0), the fresh evaluation after training scores the
+    validation events from the same state as the epoch's own validation pass: the replay of
+    the training events follows the training-mode state update. (PyG's TGN memory applies
+    messages lazily in training mode and at once in evaluation mode; an evaluation-mode replay
+    gives another memory and other scores.)"""
+    from graphkit.temporal.tgn import TGNLinkPredictor
+
+    data = stream_data(e=400)
+    split = chronological_split(data)
+    torch.manual_seed(0)
+    model = TGNLinkPredictor(20, memory_dim=8, time_dim=4, embedding_dim=8, num_neighbors=3)
+    out = fit_link_predictor(model, data, split, epochs=1, lr=0.0, batch_size=40, seed=0,
+                             num_random=1, num_historical=0)
+    assert out["val_ap"] == pytest.approx(out["val_ap_selection"], abs=1e-12)

@@ -1,6 +1,8 @@
 """Private parts of :class:`graphkit.nn.models.nat.NAT`: time encoding and GRU node memory."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -138,8 +140,92 @@ def attention_pool(entry: Tensor, qk: Tensor, mask: Tensor) -> Tensor:
     return _AttentionPool.apply(entry, qk, mask)
 
 
+def _table_attention_weights(entry_t: Tensor, qk: Tensor, pt: Tensor, code_h: Tensor,
+                             mask_h: Tensor) -> Tensor:
+    score = torch.bmm(qk, entry_t) + pt.gather(2, code_h)                   # (R, H, M)
+    score = score.masked_fill(~mask_h, float("-inf"))
+    return torch.nan_to_num(torch.softmax(score, dim=2), nan=0.0)  # rows without entries: 0
+
+
+class _TableAttentionPool(torch.autograd.Function):
+    """:func:`attention_pool` over entries ``[entry_m, table[code_m]]`` without forming the
+    gathered table rows: their scores are one product of the table with the queries'
+    table part (``(R, H, T)``) and a gather; their pooled part is the attention mass of each
+    code (a scatter-add into ``(R, H, T)``) times the table. Scores and weights are laid out
+    ``(R, H, M)`` (entries last: the softmax and the batched products run on contiguous
+    rows). The backward is written in the same terms from differentiable operations
+    (recomputing the weights when a graph of the backward is asked for), so second
+    derivatives work."""
+
+    @staticmethod
+    def forward(ctx, entry: Tensor, qk: Tensor, table: Tensor, qkt: Tensor, code: Tensor,
+                mask: Tensor):
+        r, m, _ = entry.shape
+        entry_t = entry.transpose(1, 2)                                     # (R, E, M)
+        code_h = code.unsqueeze(1).expand(r, qk.size(1), m)                 # (R, H, M)
+        mask_h = mask.unsqueeze(1)
+        pt = torch.matmul(qkt, table.t())                                   # (R, H, T)
+        attn = _table_attention_weights(entry_t, qk, pt, code_h, mask_h)    # (R, H, M)
+        mass = torch.zeros_like(pt).scatter_add_(2, code_h, attn)           # (R, H, T)
+        ctx.save_for_backward(entry, qk, table, qkt, code_h, mask_h, attn, mass)
+        return torch.bmm(attn, entry), torch.matmul(mass, table)
+
+    @staticmethod
+    def backward(ctx, grad_e: Tensor, grad_t: Tensor):
+        entry, qk, table, qkt, code_h, mask_h, attn, mass = ctx.saved_tensors
+        entry_t = entry.transpose(1, 2)
+        r, h, t = code_h.size(0), code_h.size(1), table.size(0)
+        if torch.is_grad_enabled():  # create_graph=True: weights as a function of the inputs
+            pt = torch.matmul(qkt, table.t())
+            attn = _table_attention_weights(entry_t, qk, pt, code_h, mask_h)
+            mass = torch.zeros_like(pt).scatter_add(2, code_h, attn)
+        gt = torch.matmul(grad_t, table.t())                                # (R, H, T)
+        d_attn = torch.bmm(grad_e, entry_t) + gt.gather(2, code_h)          # (R, H, M)
+        d_score = attn * (d_attn - (d_attn * attn).sum(2, keepdim=True))   # (R, H, M)
+        d_entry = d_qk = d_table = d_qkt = None
+        if ctx.needs_input_grad[0]:  # both terms in one batched product, (R, E, M)
+            d_entry = torch.bmm(torch.cat([grad_e, qk], 1).transpose(1, 2),
+                                torch.cat([attn, d_score], 1)).transpose(1, 2)
+        if ctx.needs_input_grad[1]:
+            d_qk = torch.bmm(d_score, entry)                                # (R, H, E)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            d_mass = torch.zeros(r, h, t, dtype=d_score.dtype, device=d_score.device).scatter_add(
+                2, code_h, d_score)                                         # (R, H, T)
+            if ctx.needs_input_grad[2]:
+                d_table = (mass.reshape(r * h, t).t() @ grad_t.reshape(r * h, -1)
+                           + d_mass.reshape(r * h, t).t() @ qkt.reshape(r * h, -1))
+            if ctx.needs_input_grad[3]:
+                d_qkt = torch.matmul(d_mass, table)
+        return d_entry, d_qk, d_table, d_qkt, None, None
+
+
+def table_attention_pool(entry: Tensor, qk: Tensor, table: Tensor, qkt: Tensor, code: Tensor,
+                         mask: Tensor):
+    r""":func:`attention_pool` of the entries :math:`[e_{rm} \,\|\, T_{c_{rm}}]` (each entry's
+    own features and the row of a shared table picked by its code) with queries
+    :math:`[k_{rh} \,\|\, k^T_{rh}]`, returned as the two parts ``(R, H, E)`` and
+    ``(R, H, P)``, without forming the ``(R, M, P)`` gathered rows (see
+    :class:`_TableAttentionPool`); ``entry (R, M, E)``, ``qk (R, H, E)``, ``table (T, P)``,
+    ``qkt (R, H, P)``, ``code (R, M)`` integers in ``[0, T)``, ``mask (R, M)``. Fastest when
+    ``entry`` is the transposed view of a contiguous ``(R, E, M)`` tensor."""
+    if entry.dim() != 3 or qk.dim() != 3 or qk.size(0) != entry.size(0) or qk.size(2) != entry.size(2):
+        raise ValueError(f"table_attention_pool: entry (R, M, E) and qk (R, H, E) expected, got "
+                         f"{tuple(entry.shape)} and {tuple(qk.shape)}")
+    if table.dim() != 2 or qkt.shape != (*qk.shape[:2], table.size(1)):
+        raise ValueError(f"table_attention_pool: table (T, P) and qkt (R, H, P) expected, got "
+                         f"{tuple(table.shape)} and {tuple(qkt.shape)}")
+    if mask.shape != entry.shape[:2] or mask.dtype != torch.bool:
+        raise ValueError(f"table_attention_pool: mask must be a bool tensor of shape "
+                         f"{tuple(entry.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+    if code.shape != entry.shape[:2] or code.dtype != torch.long:
+        raise ValueError(f"table_attention_pool: code must be a long tensor of shape "
+                         f"{tuple(entry.shape[:2])}, got {code.dtype} {tuple(code.shape)}")
+    return _TableAttentionPool.apply(entry, qk, table, qkt, code, mask)
+
+
 def masked_attention(q: Tensor, entry: Tensor, mask: Tensor, key: torch.nn.Linear,
-                     value: torch.nn.Linear) -> Tensor:
+                     value: torch.nn.Linear, table: Optional[Tensor] = None,
+                     code: Optional[Tensor] = None, table_at: int = 0) -> Tensor:
     r"""Multi-head attention of one query per row over ``M`` entries, with keys
     :math:`W_k e_m + b_k` and values :math:`W_v e_m + b_v`: ``q (R, H, C)``, ``entry (R, M, E)``,
     ``mask (R, M)`` (``False`` = ignored) → ``(R, H * C)``; rows without a valid entry give 0.
@@ -148,11 +234,27 @@ def masked_attention(q: Tensor, entry: Tensor, mask: Tensor, key: torch.nn.Linea
     (:math:`q^\top(W_k e) = (W_k^\top q)^\top e`; the key bias is constant over entries and
     cancels in the softmax; :math:`\sum_m a_m (W_v e_m + b_v) = W_v \sum_m a_m e_m + b_v
     \sum_m a_m` with :math:`\sum_m a_m` 1, or 0 for a row without entries), so no
-    ``(R, M, H * C)`` tensor is formed; the pooling is :func:`attention_pool`."""
+    ``(R, M, H * C)`` tensor is formed; the pooling is :func:`attention_pool`.
+
+    With ``table (T, P)`` and ``code (R, M)``, the entries are
+    ``cat([entry[..., :table_at], table[code], entry[..., table_at:]], -1)`` (width ``E + P``,
+    the width of ``key`` and ``value``), pooled by :func:`table_attention_pool` without
+    forming ``table[code]``."""
     r, h, c = q.shape
     wk = key.weight.view(h, c, -1)
     qk = torch.einsum("rhc,hce->rhe", q, wk) / c ** 0.5                  # (R, H, E)
-    pooled = attention_pool(entry, qk, mask)                             # (R, H, E)
+    if table is None:
+        pooled = attention_pool(entry, qk, mask)                         # (R, H, E)
+    else:
+        p = table.size(1)
+        lo, hi = table_at, table_at + p
+        if code is None or not 0 <= table_at <= entry.size(2) or qk.size(2) != entry.size(2) + p:
+            raise ValueError(f"masked_attention: a table of width {p} inserted at column "
+                             f"{table_at} of entries of width {entry.size(2)} needs key/value "
+                             f"inputs of width {entry.size(2) + p} and a code, got {qk.size(2)}")
+        pe, pt = table_attention_pool(entry, torch.cat([qk[..., :lo], qk[..., hi:]], -1), table,
+                                      qk[..., lo:hi], code, mask)
+        pooled = torch.cat([pe[..., :lo], pt, pe[..., lo:]], -1)
     out = torch.einsum("rhe,hce->rhc", pooled, value.weight.view(h, c, -1))
     out = out + value.bias.view(h, c) * mask.any(1).to(out.dtype).view(-1, 1, 1)
     return out.reshape(r, h * c)
@@ -204,5 +306,5 @@ def reset_mlp(mlp: torch.nn.Sequential) -> None:
             m.reset_parameters()
 
 
-__all__ = ["LogTimeEncoder", "GRUMemory", "masked_attention", "attention_pool", "joint_codes", "code_bits", "relu_mlp",
-           "reset_mlp"]
+__all__ = ["LogTimeEncoder", "GRUMemory", "masked_attention", "attention_pool",
+           "table_attention_pool", "joint_codes", "code_bits", "relu_mlp", "reset_mlp"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from graphkit.nn.models._nat import (
@@ -16,7 +15,9 @@ from graphkit.nn.models._nat import (
     relu_mlp,
     reset_mlp,
 )
+from graphkit.temporal.data import check_event_batch
 from graphkit.temporal.ncache import NCache
+from graphkit.utils import fast_dropout
 
 __all__ = ["NAT"]
 
@@ -55,9 +56,10 @@ class NAT(torch.nn.Module):
     only; :meth:`update_state` must then be called with the scored batch's events (memory
     first, then N-caches, whose stored values are detached). Events must come in time order:
     a batch whose times decrease, or that is earlier than an event already fed, is a
-    :class:`ValueError` (:meth:`reset_state` starts over). Gradients reach the GRU through
-    the pending messages applied inside :meth:`forward` (as TGN) and :math:`W_n` through the
-    hop-0 entries.
+    :class:`ValueError` (:meth:`reset_state` starts over); so are negative or non-finite
+    times (the empty state counts from time 0) and ids outside ``[0, num_nodes)``. Gradients
+    reach the GRU through the pending messages applied inside :meth:`forward` (as TGN) and
+    :math:`W_n` through the hop-0 entries.
 
     Differences from the reference code: time gaps are encoded as
     :math:`\cos(w \log(1+\Delta t) + b)`; stored cache entries take the time of the event that
@@ -144,48 +146,16 @@ class NAT(torch.nn.Module):
     # ------------------------------------------------------------------------------------------
     def _check(self, src: Tensor, dst: Tensor, t: Tensor, where: str,
                ordered: bool = False) -> None:
-        if src.dim() != 1 or src.shape != dst.shape or src.shape != t.shape:
-            raise ValueError(f"{where}: src, dst and t must be 1-D of one length, got "
-                             f"{tuple(src.shape)}, {tuple(dst.shape)}, {tuple(t.shape)}")
-        for name, ids in (("src", src), ("dst", dst)):
-            if ids.dtype.is_floating_point or ids.dtype == torch.bool:
-                raise ValueError(f"{where}: {name} must hold integer node ids, got {ids.dtype}")
-        if not src.numel():
-            return
-        n = self.num_nodes
-        bad = ((src < 0) | (src >= n) | (dst < 0) | (dst >= n) | ~torch.isfinite(t)
-               | (t < self.last_time)).any()
-        if ordered and t.numel() > 1:
-            bad = bad | (t[1:] < t[:-1]).any()
-        if not bool(bad):  # one host synchronisation per call; details only on error
-            return
-        for name, ids in (("src", src), ("dst", dst)):
-            out = (ids < 0) | (ids >= n)
-            if bool(out.any()):
-                i = int(out.nonzero()[0, 0])
-                raise ValueError(f"{where}: {name}[{i}] = {int(ids[i])} is outside [0, {n})")
-        if not bool(torch.isfinite(t).all()):
-            i = int((~torch.isfinite(t)).nonzero()[0, 0])
-            raise ValueError(f"{where}: t[{i}] is not finite")
-        early = t < self.last_time
-        if bool(early.any()):
-            i = int(early.nonzero()[0, 0])
-            raise ValueError(f"{where}: t[{i}] = {t[i].item()} is earlier than the latest event "
-                             f"already fed to update_state (t = {self.last_time.item()}); events "
-                             "must come in time order (reset_state() starts over)")
-        i = int((t[1:] < t[:-1]).nonzero()[0, 0]) + 1
-        raise ValueError(f"{where}: events out of time order: t[{i}] = {t[i].item()} after "
-                         f"t[{i - 1}] = {t[i - 1].item()}")
+        check_event_batch(src, dst, t, self.num_nodes, where, self.last_time, ordered)
 
-    def _position_encoding(self, code: Tensor, dtype: torch.dtype) -> Tensor:
-        """``pos_encoder(log1p(counts))`` of every entry, from its bit code."""
+    def _position_table(self, code: Tensor, dtype: torch.dtype):
+        """``(table, index)`` with ``table[index] = pos_encoder(log1p(counts))`` of every entry,
+        from its bit code: the encoder runs on every possible code (or on the codes present),
+        never once per entry."""
         if self.code_table is not None:
-            table, index = self.pos_encoder(self.code_table.to(dtype)), code
-        else:
-            uniq, index = torch.unique(code, return_inverse=True)
-            table = self.pos_encoder(torch.log1p(code_bits(uniq, self.num_code_bits, dtype)))
-        # index_select: its backward is an index_add, cheaper than indexing's accumulate
-        return table.index_select(0, index.reshape(-1)).view(*code.shape, -1)
+            return self.pos_encoder(self.code_table.to(dtype)), code
+        uniq, index = torch.unique(code, return_inverse=True)
+        return self.pos_encoder(torch.log1p(code_bits(uniq, self.num_code_bits, dtype))), index
 
     def forward(self, src: Tensor, dst: Tensor, t: Tensor) -> Tensor:
         self._check(src, dst, t, "NAT.forward")
@@ -199,12 +169,17 @@ class NAT(torch.nn.Module):
         vals = torch.cat([self.ngh_encoder(z).unsqueeze(1), vals.to(z.dtype)], 1)
         dt = torch.cat([torch.zeros_like(tt).view(-1, 1), tt.view(-1, 1) - times], 1)
         partner = torch.arange(2 * b, device=nodes.device).roll(b)         # src row <-> dst row
-        pos = self._position_encoding(joint_codes(keys, partner, self.ncache), z.dtype)
-        entry = torch.cat([vals, pos, self.time_enc(dt.to(z.dtype))], -1)  # (2B, M, E)
+        table, code = self._position_table(joint_codes(keys, partner, self.ncache), z.dtype)
+        # entries [x_w || p_w || phi(dt)]; p_w = table[code] is never formed per entry, the
+        # others are stored entries-last and passed as a transposed view (see
+        # table_attention_pool)
+        entry = torch.cat([vals.transpose(1, 2), self.time_enc(dt.to(z.dtype)).transpose(1, 2)],
+                          1).transpose(1, 2)                                 # (2B, M, d + time)
         h, c = self.heads, self.head_dim
         q = self.query(z).view(-1, h, c)
-        pooled = masked_attention(q, entry, keys >= 0, self.key, self.value)
-        rep = F.dropout(torch.cat([pooled, z], -1), p=self.dropout, training=self.training)
+        pooled = masked_attention(q, entry, keys >= 0, self.key, self.value, table=table,
+                                  code=code, table_at=self.ngh_dim)
+        rep = fast_dropout(torch.cat([pooled, z], -1), self.dropout, self.training)
         return self.out(torch.cat([rep[:b], rep[b:]], -1)).view(-1)
 
     @torch.no_grad()

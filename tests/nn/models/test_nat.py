@@ -96,6 +96,10 @@ def test_bad_input():
         model(torch.tensor([0.0]), torch.tensor([1]), torch.zeros(1))
     with pytest.raises(ValueError, match=r"t\[0\] is not finite"):
         model(torch.tensor([0]), torch.tensor([1]), torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match=r"t\[1\] = -2.0 is negative"):
+        model(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([0., -2.]))
+    with pytest.raises(ValueError, match=r"t\[0\] = -1.0 is negative"):
+        model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([-1.]), torch.zeros(1, 2))
     feed(model)
     with pytest.raises(ValueError, match=r"msg must have shape \(1, 2\) \(msg_dim=2\), got \(1, 3\)"):
         model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([5.]), torch.ones(1, 3))
@@ -247,3 +251,58 @@ def test_events_out_of_time_order_are_errors():
     model.update_state(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.]), torch.zeros(1, 2))
     assert model.last_time == 1.0
     assert model.double().last_time.dtype == torch.float64
+
+
+def test_table_attention_pool_equals_gathered_rows_and_gradchecks():
+    """Pooling ``[entry, table[code]]`` without forming the gathered rows: the same output
+    and gradients as :func:`attention_pool` on the formed entries, first and second order."""
+    from graphkit.nn.models._nat import attention_pool, table_attention_pool
+
+    torch.manual_seed(3)
+    r, m, h, e, t, p = 4, 5, 2, 3, 6, 2
+    entry = torch.randn(r, e, m, dtype=torch.double).transpose(1, 2).requires_grad_()
+    qk = torch.randn(r, h, e, dtype=torch.double, requires_grad=True)
+    table = torch.randn(t, p, dtype=torch.double, requires_grad=True)
+    qkt = torch.randn(r, h, p, dtype=torch.double, requires_grad=True)
+    code = torch.randint(0, t, (r, m))
+    code[2, :3] = 1  # repeated codes in a row
+    mask = torch.rand(r, m) > 0.3
+    mask[0] = False  # a row without entries pools to 0
+    mask[1, 0] = True
+    ref = attention_pool(torch.cat([entry, table[code]], -1), torch.cat([qk, qkt], -1), mask)
+    out_e, out_t = table_attention_pool(entry, qk, table, qkt, code, mask)
+    assert torch.allclose(torch.cat([out_e, out_t], -1), ref) and (out_e[0] == 0).all()
+    inputs = (entry, qk, table, qkt)
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad((out_e, out_t), inputs, (g[..., :e], g[..., e:]))
+    want = torch.autograd.grad(ref, inputs, g)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b)
+
+    def f(*x):
+        return table_attention_pool(*x, code, mask)
+
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+    with pytest.raises(ValueError, match="code must be a long tensor"):
+        table_attention_pool(entry, qk, table, qkt, code.int(), mask)
+    with pytest.raises(ValueError, match=r"table \(T, P\) and qkt \(R, H, P\) expected"):
+        table_attention_pool(entry, qk, table, qkt[..., :1], code, mask)
+
+
+def test_masked_attention_with_table_equals_formed_entries():
+    from graphkit.nn.models._nat import masked_attention
+
+    torch.manual_seed(4)
+    r, m, e, h, c, t, p = 5, 6, 3, 2, 3, 4, 2
+    q, entry, table = torch.randn(r, h, c), torch.randn(r, m, e), torch.randn(t, p)
+    code, mask = torch.randint(0, t, (r, m)), torch.rand(r, m) > 0.3
+    mask[0] = False
+    key, value = torch.nn.Linear(e + p, h * c), torch.nn.Linear(e + p, h * c)
+    for at in (0, 2, e):
+        full = torch.cat([entry[..., :at], table[code], entry[..., at:]], -1)
+        ref = masked_attention(q, full, mask, key, value)
+        out = masked_attention(q, entry, mask, key, value, table=table, code=code, table_at=at)
+        assert torch.allclose(out, ref, atol=1e-6) and (out[0] == 0).all()
+    with pytest.raises(ValueError, match="needs key/value inputs of width 4 and a code, got 5"):
+        masked_attention(q, entry, mask, key, value, table=table[:, :1], code=code, table_at=1)
