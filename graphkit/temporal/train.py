@@ -159,24 +159,47 @@ def replay_events(model, stream: EventStream, mask: Tensor, batch_size: int,
             model.update_state(stream.src[idx], stream.dst[idx], stream.t[idx], stream.msg[idx])
 
 
+def _rng_state(device: torch.device):
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: float = 1e-4,
                        batch_size: int = 100, seed: int = 0, patience: Optional[int] = 3,
                        num_random: int = 10, num_historical: int = 10, device=None,
-                       time_budget: Optional[float] = None, callback=None) -> Dict[str, float]:
+                       time_budget: Optional[float] = None, callback=None,
+                       evaluate_from: str = "selected_state") -> Dict[str, float]:
     r"""Train ``model`` on ``split.train`` for up to ``epochs`` epochs (Adam, ``lr``), scoring
     the validation events after each epoch (continuing the state, one random negative each)
     and keeping the parameters of the epoch with the best validation AP (early stopping after
     ``patience`` epochs without improvement); Adam is :func:`make_adam`.
 
-    The selected parameters are then evaluated afresh: from an empty state the training events
-    are replayed (``update_state`` only, in training mode as during training:
-    :func:`replay_events`), then validation and test events are scored with
-    ``num_random`` random and ``num_historical`` historical negatives per positive (historical
-    ones drawn from the events streamed before the phase). Returns ``val_*``, ``test_*`` (all
-    test events) and, for an inductive split, ``test_ind_*`` (test events touching a held-out
-    node) metrics of :func:`link_metrics`, plus ``epoch`` (the selected one), ``epochs_run``,
-    ``stopped`` and ``train_loss``. All negatives come from generators seeded with ``seed``;
-    evaluation negatives are the same at every epoch.
+    The selected epoch is then evaluated with ``num_random`` random and ``num_historical``
+    historical negatives per positive (historical ones drawn from the events streamed before the
+    phase): validation events, then test events, each batch scored before it updates the state.
+    With ``evaluate_from="selected_state"`` (default; TGN's reference code checkpoints its
+    memory with the parameters) scoring starts from the model as the selected epoch left it,
+    parameters *and* state (memory, N-caches, pending messages) after its pass over the training
+    events, kept by a deep copy at the end of every epoch together with the random-number state.
+    With ``"replay"`` the selected parameters start from an empty state and the training events
+    are replayed (``update_state`` only, in training mode: :func:`replay_events`). The two
+    differ for models whose state depends on the parameters that built it: a GRU memory rebuilt
+    with frozen final parameters is not the memory training left, and on long per-node histories
+    (Enron) TGN scores far lower after a replay than from its own state. Neither sees a
+    validation or test event before scoring it.
+
+    Returns ``val_*``, ``test_*`` (all test events) and, for an inductive split, ``test_ind_*``
+    (test events touching a held-out node) metrics of :func:`link_metrics`, plus ``epoch`` (the
+    selected one), ``epochs_run``, ``stopped`` and ``train_loss``. All negatives come from
+    generators seeded with ``seed``; evaluation negatives are the same at every epoch.
     """
     import copy
 
@@ -187,6 +210,9 @@ def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: fl
     if getattr(model, "num_nodes", n) < n:
         raise ValueError(f"fit_link_predictor: the model has {model.num_nodes} nodes, the events "
                          f"use {n}")
+    if evaluate_from not in ("selected_state", "replay"):
+        raise ValueError(f"fit_link_predictor: evaluate_from must be 'selected_state' or 'replay', "
+                         f"got {evaluate_from!r}")
     for name in ("train", "val", "test"):
         if not bool(getattr(split, name).any()):
             raise ValueError(f"fit_link_predictor: the {name} split is empty")
@@ -200,30 +226,48 @@ def fit_link_predictor(model, data, split: TemporalSplit, *, epochs: int, lr: fl
         s.set_history(s_cpu[history_mask], d_cpu[history_mask])
         return s
 
-    best = {"ap": -1.0, "params": None}
+    best = {"ap": -1.0, "params": None, "model": None}
+    keep_state = evaluate_from == "selected_state"
+    epoch_end = {"model": None}
 
     def step() -> float:
-        return train_epoch(model, stream, split.train, optimizer, batch_size, train_sampler)
+        loss = train_epoch(model, stream, split.train, optimizer, batch_size, train_sampler)
+        if keep_state:  # parameters, state and random stream as the epoch leaves them
+            epoch_end["model"] = copy.deepcopy(model)
+            epoch_end["rng"] = _rng_state(stream.src.device)
+        return loss
 
     def evaluate() -> Dict[str, float]:
         val = score_events(model, stream, split.val, batch_size, phase_sampler(split.train, 1), 1, 0)
         out = {f"val_{k}": v for k, v in link_metrics(val, 1).items()}
         if out["val_ap"] > best["ap"]:
             best["ap"] = out["val_ap"]
-            best["params"] = copy.deepcopy({k: v for k, v in model.state_dict().items()})
+            if keep_state:
+                best["model"], best["rng"] = epoch_end["model"], epoch_end["rng"]
+            else:
+                best["params"] = copy.deepcopy({k: v for k, v in model.state_dict().items()})
         return out
 
     stop = PatienceStop(patience, key="val_ap") if patience is not None else None
     sel = fit(step, evaluate, epochs, select="val_ap", stop=stop, time_budget=time_budget,
               callback=callback)
-    model.load_state_dict(best["params"])
-    model.reset_state()
-    replay_events(model, stream, split.train, batch_size)
+    if keep_state:
+        # scoring continues on the selected copy; the caller's module gets its parameters
+        model.load_state_dict(best["model"].state_dict())
+        model = best["model"]
+        # stochastic state updates (NAT's cache replacement) draw what the epoch's own
+        # validation pass drew
+        _set_rng_state(best["rng"], stream.src.device)
+    else:
+        model.load_state_dict(best["params"])
+        model.reset_state()
+        replay_events(model, stream, split.train, batch_size)
     val = score_events(model, stream, split.val, batch_size, phase_sampler(split.train, 1),
                        num_random, num_historical)
     test = score_events(model, stream, split.test, batch_size,
                         phase_sampler(split.train | split.val, 2), num_random, num_historical)
     out = {k: sel[k] for k in ("epoch", "epochs_run", "stopped", "train_loss")}
+    out["evaluated_from"] = evaluate_from
     out["val_ap_selection"] = sel["val_ap"]
     out.update({f"val_{k}": v for k, v in link_metrics(val, num_random).items()})
     out.update({f"test_{k}": v for k, v in link_metrics(test, num_random).items()})

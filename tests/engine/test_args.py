@@ -75,7 +75,7 @@ def _sub_parsers(parser):
                 yield from _sub_parsers(sub)
 
 
-@pytest.mark.parametrize("script", ["dagnn", "lagnn", "lightgcn", "graphsage_sampled", "rphgnn", "rec"])
+@pytest.mark.parametrize("script", ["dagnn", "lagnn", "lightgcn", "graphsage_sampled", "rphgnn", "nat", "rec"])
 def test_every_option_has_a_spelling_torchrun_passes_through(script):
     """torchrun parses the whole command line and rejects an option after the script that
     abbreviates several of its own (``--log`` -> ``--log-dir``, ``--logs-specs``; ``--monitor``

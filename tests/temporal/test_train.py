@@ -134,5 +134,32 @@ def test_final_evaluation_rebuilds_the_state_the_way_training_did():
     torch.manual_seed(0)
     model = TGNLinkPredictor(20, memory_dim=8, time_dim=4, embedding_dim=8, num_neighbors=3)
     out = fit_link_predictor(model, data, split, epochs=1, lr=0.0, batch_size=40, seed=0,
-                             num_random=1, num_historical=0)
+                             num_random=1, num_historical=0, evaluate_from="replay")
     assert out["val_ap"] == pytest.approx(out["val_ap_selection"], abs=1e-12)
+    assert out["evaluated_from"] == "replay"
+
+
+@pytest.mark.parametrize("kind", ["tgn", "nat"])
+def test_final_evaluation_starts_from_the_selected_epochs_own_state(kind):
+    """While the parameters move (lr > 0), the final validation pass, with the negatives of
+    selection, reproduces the selected epoch's validation AP exactly: it starts from that
+    epoch's parameters and state, not from a state rebuilt with frozen parameters."""
+    from graphkit.temporal.tgn import TGNLinkPredictor
+
+    data = stream_data(e=400)
+    split = chronological_split(data)
+    torch.manual_seed(0)
+    model = (TGNLinkPredictor(20, memory_dim=8, time_dim=4, embedding_dim=8, num_neighbors=3)
+             if kind == "tgn" else nat())
+    epochs = []
+    out = fit_link_predictor(model, data, split, epochs=3, lr=3e-2, batch_size=40, seed=0, patience=None,
+                             num_random=1, num_historical=0, callback=lambda m: epochs.append(m["val_ap"]))
+    assert out["evaluated_from"] == "selected_state" and len(epochs) == 3
+    assert out["val_ap"] == pytest.approx(out["val_ap_selection"], abs=1e-12)
+    assert out["val_ap_selection"] == pytest.approx(max(epochs), abs=1e-12)
+
+
+def test_unknown_final_evaluation_is_refused():
+    data = stream_data(e=100)
+    with pytest.raises(ValueError, match="evaluate_from"):
+        fit_link_predictor(nat(), data, chronological_split(data), epochs=1, evaluate_from="fresh")
