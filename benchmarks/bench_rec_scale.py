@@ -14,8 +14,9 @@ process's peak resident memory:
 * ``build`` - generate and split, with graphkit's malloc tuning (``keep_freed_memory()``) on
   and off;
 * ``epoch`` - LightGCN (3 layers, dim 64) with the recipe ``graphkit rec train`` picks for the
-  size (:func:`graphkit.rec.train.scale_recipe`): ``set_graph``, then a fixed number of steps
-  timed after one warm-up step; the epoch is the mean step times the recipe's steps per epoch;
+  size (:func:`graphkit.rec.train.scale_recipe`; batch, learning rate and steps are reported, with
+  the recipe's memory estimate): ``set_graph``, then ``--steps`` steps timed after one warm-up
+  step; the epoch is the mean step times the recipe's steps per epoch;
 * ``eval`` - full-ranking top-20 on the test part (training items masked) with the default
   512 MiB score-block budget; a random sample of ``--eval-users`` test users is timed (``0``:
   all), the fixed cost of a call (checks, pair indexes) timed on one user and counted once,
@@ -23,11 +24,17 @@ process's peak resident memory:
   and rate; memory is the peak beyond the embeddings;
 * ``constraint`` - UltraGCN's top-10 item-item neighbours (``item_item_constraint``), in full.
 
-Growth exponents are the slopes of log(time) against log(interactions) between the smallest
-and largest size measured. 64M runs only when ``free -g`` shows at least 16 GB available at
-that moment (the machine is shared).
+Growth exponents are the slopes of log(time) against log(interactions) between consecutive
+sizes and between the smallest and largest. 64M runs only when ``free -g`` shows at least 16 GB
+available at that moment (the machine is shared).
 
     python benchmarks/bench_rec_scale.py --sizes 1M 4M 16M
+
+Runs can be split (one size or phase at a time, under a time limit): ``--rows FILE`` appends
+every measured row to ``FILE`` and renders the table from all the rows there (for each size and
+phase the latest), so a later run adds to the table instead of replacing it; rows whose
+``source`` field is set (copied from another run) are marked in the table. ``--render`` measures
+nothing and only rewrites the table from ``--rows``.
 
 With ``--phases eval`` only the evaluation is measured (after the build it needs), into its own
 section (``rec-scale-eval``), with earlier figures beside today's from ``--before`` (JSON lines
@@ -102,7 +109,7 @@ def _build(n: int):
                         test_ratio=0.2, seed=0)
 
 
-def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS) -> dict:
+def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS, steps: int = STEPS) -> dict:
     """One phase in this process; returns its measurements."""
     import torch
 
@@ -143,7 +150,7 @@ def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
         gen = torch.Generator().manual_seed(0)
         times = []
-        for step in range(STEPS + 1):
+        for step in range(steps + 1):
             t = time.perf_counter()
             users, pos, neg = sample_bpr_triples(positives, recipe.batch_size, num_items, gen)
             opt.zero_grad(set_to_none=True)
@@ -153,7 +160,8 @@ def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS
                 times.append(time.perf_counter() - t)
         step_s = sum(times) / len(times)
         out.update(seconds=step_s * recipe.steps_per_epoch, step_s=step_s, batch=recipe.batch_size,
-                   steps_per_epoch=recipe.steps_per_epoch, lr=recipe.lr)
+                   steps_per_epoch=recipe.steps_per_epoch, lr=recipe.lr, recipe=recipe.name, steps_timed=steps,
+                   estimated_bytes=recipe.estimated_bytes)
     elif phase == "eval":
         from graphkit.rec.evaluate import DotProductScorer, full_ranking
 
@@ -184,9 +192,10 @@ def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS
     elif phase == "constraint":
         from graphkit.nn.models.ultragcn import item_item_constraint
 
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         item_item_constraint(data["train"], data["num_users"], data["num_items"], 10)
         out["seconds"] = time.perf_counter() - t
+        out["cpu_seconds"] = time.process_time() - cpu
     out["peak_bytes"] = _peak_rss()
     out["beyond_data_bytes"] = out["peak_bytes"] - base
     return out
@@ -208,35 +217,64 @@ def _fmt_gb(b: float) -> str:
     return f"{b / 2 ** 30:.2f}"
 
 
+def _latest(rows):
+    """For each (size, phase) the last row given."""
+    by = {}
+    for r in rows:
+        by[(r["n"], r["phase"])] = r
+    return by
+
+
+def _exponent(a: dict, z: dict) -> float:
+    return math.log(z["seconds"] / a["seconds"]) / math.log(z["n"] / a["n"])
+
+
 def format_section(rows, command, env) -> str:
-    sizes = sorted({r["n"] for r in rows})
-    by = {(r["n"], r["phase"]): r for r in rows}
+    by = _latest(rows)
+    sizes = sorted({n for n, _ in by})
+    sources = []
+
+    def mark(r):
+        if not r or not r.get("source"):
+            return ""
+        if r["source"] not in sources:
+            sources.append(r["source"])
+        return f" [{sources.index(r['source']) + 1}]"
+
     lines = ["## Recommenders at scale (synthetic, one thread)", "",
              f"`{command}`. {env}", "",
              "| interactions | users | items | sum d_u^2 | build + split (tuned / untuned peak GB) | LightGCN epoch "
-             "(recipe) | full-ranking eval (GB beyond embeddings) | UltraGCN item-item | peak GB |",
+             "(recipe used; its memory estimate) | full-ranking eval (GB beyond embeddings; users timed) | "
+             "UltraGCN item-item | peak GB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         b, bu = by.get((n, "build"), {}), by.get((n, "build-untuned"), {})
         e, v, c = by.get((n, "epoch"), {}), by.get((n, "eval"), {}), by.get((n, "constraint"), {})
-        peak = max([r.get("peak_bytes", 0) for r in (b, e, v, c)])
-        lines.append(
-            f"| {n / 1e6:g}M | {b.get('users', '')} | {b.get('items', '')} | {b.get('sum_deg2', 0):.3g} | "
-            f"{b.get('seconds', float('nan')):.1f} s ({_fmt_gb(b.get('peak_bytes', 0))} / "
-            f"{_fmt_gb(bu.get('peak_bytes', 0))}) | "
-            f"{e.get('seconds', float('nan')):.0f} s (batch {e.get('batch', '')}, {e.get('steps_per_epoch', '')} "
-            f"steps x {e.get('step_s', float('nan')):.2f} s) | "
-            f"{v.get('seconds', float('nan')):.1f} s ({_fmt_gb(v.get('beyond_data_bytes', 0))}) | "
-            f"{c.get('seconds', float('nan')):.1f} s | {_fmt_gb(peak)} |")
+        peak = max([r.get("peak_bytes", 0) for r in (b, bu, e, v, c)])
+        build = (f"{b['seconds']:.1f} s ({_fmt_gb(b.get('peak_bytes', 0))} / "
+                 f"{_fmt_gb(bu['peak_bytes']) if bu else '-'}){mark(b)}" if b else "-")
+        epoch = (f"{e['seconds']:.0f} s ({e.get('recipe', '')} batch {e['batch']}, lr {e['lr']:.3g}, "
+                 f"{e['steps_per_epoch']} steps x {e['step_s']:.2f} s; est. "
+                 f"{_fmt_gb(e['estimated_bytes']) if 'estimated_bytes' in e else '?'} GB, peak "
+                 f"{_fmt_gb(e['peak_bytes'])} GB){mark(e)}" if e else "-")
+        timed = ("all" if v and v.get("timed_users") == v.get("eval_users")
+                 else f"{v.get('timed_users')} of {v.get('eval_users')}")
+        ev = (f"{v['seconds']:.1f} s ({_fmt_gb(v.get('beyond_data_bytes', 0))}; {timed}){mark(v)}" if v else "-")
+        con = f"{c['seconds']:.1f} s{mark(c)}" if c else "-"
+        lines.append(f"| {n / 1e6:g}M | {b.get('users', '')} | {b.get('items', '')} | {b.get('sum_deg2', 0):.3g} | "
+                     f"{build} | {epoch} | {ev} | {con} | {_fmt_gb(peak)} |")
     lines.append("")
-    if len(sizes) >= 2:
-        lo, hi = sizes[0], sizes[-1]
-        parts = []
-        for phase in ("build", "epoch", "eval", "constraint"):
-            a, z = by.get((lo, phase)), by.get((hi, phase))
-            if a and z and a["seconds"] > 0:
-                parts.append(f"{phase} {math.log(z['seconds'] / a['seconds']) / math.log(hi / lo):.2f}")
-        lines.append(f"Growth exponents of time ({lo / 1e6:g}M to {hi / 1e6:g}M): " + ", ".join(parts) + ".")
+    parts = []
+    for phase in ("build", "epoch", "eval", "constraint"):
+        have = [by[(n, phase)] for n in sizes if (n, phase) in by and by[(n, phase)]["seconds"] > 0]
+        if len(have) >= 2:
+            steps = ", ".join(f"{x['n'] / 1e6:g}M-{y['n'] / 1e6:g}M {_exponent(x, y):.2f}"
+                              for x, y in zip(have, have[1:]))
+            whole = f"; {have[0]['n'] / 1e6:g}M-{have[-1]['n'] / 1e6:g}M {_exponent(have[0], have[-1]):.2f}" \
+                if len(have) > 2 else ""
+            parts.append(f"{phase} {steps}{whole}")
+    if parts:
+        lines.append("Growth exponents of time: " + "; ".join(parts) + ".")
     at16 = 16 * 10 ** 6
     if at16 in sizes:
         goals = []
@@ -248,11 +286,36 @@ def format_section(rows, command, env) -> str:
         if v:
             goals.append(f"eval memory <= 2 GB beyond embeddings: {_report.goal(v['beyond_data_bytes'] <= 2 ** 31)}")
         lines.append("Goals at 16M: " + "; ".join(goals) + ".")
+    at64 = 64 * 10 ** 6
+    done = [p for p in PHASES if (at64, p) in by]
+    if done:
+        peak = max(by[(at64, p)]["peak_bytes"] for p in done)
+        missing = [p for p in PHASES if p not in done]
+        lines.append(f"At 64M, the peak of the phases measured ({', '.join(done)}) is {_fmt_gb(peak)} GB: inside "
+                     f"24 GB {_report.goal(peak <= 24 * 2 ** 30)}" + (f"; not measured: {', '.join(missing)}" if missing
+                                                                         else "") + ".")
+        e, v = by.get((at64, "epoch")), by.get((at64, "eval"))
+        sampled = []
+        if e:
+            sampled.append(f"the epoch is {e.get('steps_timed', STEPS)} timed steps times the recipe's "
+                           f"{e['steps_per_epoch']} (no full epoch was run)")
+        if v and v["timed_users"] < v["eval_users"]:
+            sampled.append(f"the evaluation timed {v['timed_users']} of {v['eval_users']} test users (its time "
+                           "is extrapolated; its memory is the full evaluation's)")
+        if sampled:
+            lines.append("At 64M " + " and ".join(sampled) + "; build and the item-item constraint ran in full.")
     lines.append("")
-    lines.append(f"Epochs: {STEPS} steps timed after one warm-up step, times the recipe's steps per epoch. "
-                 f"Evaluation: {EVAL_USERS} random test users timed, extrapolated to all test users. "
-                 "Build peaks: with `keep_freed_memory()` (64 MiB mmap threshold, at most 512 MiB kept) and "
-                 "with `GRAPHKIT_MALLOC_TUNING=0`.")
+    timed = sorted({r.get("steps_timed", STEPS) for r in by.values() if r["phase"] == "epoch"})
+    lines.append(f"Epochs: {'/'.join(map(str, timed))} steps timed after one warm-up step, times the recipe's steps "
+                 "per epoch (the recipe of `graphkit rec train`, `scale_recipe`; est. is its memory estimate, "
+                 "peak the measured peak of the process: data, `set_graph`, the steps). Evaluation: the "
+                 "test users timed as stated, the rest extrapolated; memory is the full evaluation's, since "
+                 "the score blocks are bounded by the 512 MiB budget whatever the number of users. Build "
+                 "peaks: with `keep_freed_memory()` (64 MiB mmap threshold, at most 512 MiB kept) and with "
+                 "`GRAPHKIT_MALLOC_TUNING=0`. Peak GB: the largest peak of the size's phases (each in its own "
+                 "process).")
+    for i, src in enumerate(sources):
+        lines.append(f"[{i + 1}] {src}")
     return "\n".join(lines)
 
 
@@ -322,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", default=["1M", "4M", "16M", "64M"])
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per phase")
+    p.add_argument("--steps", type=int, default=STEPS, help="LightGCN steps timed in the epoch phase")
+    p.add_argument("--rows", help="JSON lines file: measured rows are appended to it, and the table is "
+                                  "rendered from all the rows it holds")
+    p.add_argument("--render", action="store_true", help="measure nothing: render the table from --rows")
     p.add_argument("--eval-users", type=int, default=EVAL_USERS,
                    help="test users timed in the eval phase, the rest extrapolated (0: all)")
     p.add_argument("--phase", help=argparse.SUPPRESS)
@@ -336,11 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.phase:  # a worker
-        print(json.dumps(run_phase(args.phase, args.n, args.cache, args.eval_users)), flush=True)
+        print(json.dumps(run_phase(args.phase, args.n, args.cache, args.eval_users, args.steps)), flush=True)
         return 0
+    if args.render and not args.rows:
+        raise SystemExit("--render needs --rows FILE")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rec-scale-") as tmp:
-        for n in sorted(_size(s) for s in args.sizes):
+        for n in sorted(_size(s) for s in ([] if args.render else args.sizes)):
             if n >= 64 * 10 ** 6 and _available_gb() < 16:
                 print(f"skipping {n / 1e6:g}M: `free -g` shows {_available_gb():g} GB available (< 16)", flush=True)
                 continue
@@ -351,7 +420,8 @@ def main(argv=None) -> int:
                     env["GRAPHKIT_MALLOC_TUNING"] = "0"
                 try:
                     proc = subprocess.run([sys.executable, __file__, "--phase", phase, "--n", str(n),
-                                           "--cache", cache, "--eval-users", str(args.eval_users)],
+                                           "--cache", cache, "--eval-users", str(args.eval_users),
+                                           "--steps", str(args.steps)],
                                           capture_output=True, text=True, env=env,
                                           timeout=args.timeout)
                 except subprocess.TimeoutExpired:
@@ -363,6 +433,9 @@ def main(argv=None) -> int:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if args.rows:
+                    with open(args.rows, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
     command, env = _report.command(__file__, argv), _report.environment("1 thread", args.note)
     if set(args.phases) <= {"build", "eval"} and any(r["phase"] == "eval" for r in rows):
         before = []
@@ -371,6 +444,9 @@ def main(argv=None) -> int:
                 before = [json.loads(line) for line in fh if line.strip()]
         _report.publish(args, EVAL_SECTION, format_eval_section(rows, command, env, before))
     else:
+        if args.rows and os.path.exists(args.rows):
+            with open(args.rows) as fh:
+                rows = [json.loads(line) for line in fh if line.strip()]
         _report.publish(args, SECTION, format_section(rows, command, env))
     return 0
 

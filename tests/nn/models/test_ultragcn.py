@@ -425,3 +425,75 @@ def test_item_item_constraint_work_follows_co_occurrences_not_items():
     assert nb[5].tolist() == [5, 7, 199_999] and nb[6].tolist() == [6, 6, 6] and (w[6] == 0).all()
     with pytest.raises(ValueError, match="max_chunk_elements must be >= 1"):
         item_item_constraint(edge_index, 3, 200_000, 3, max_chunk_elements=0)
+
+
+def _zipf_pairs(num_users, num_items, e, seed, item_ids=None):
+    gen = torch.Generator().manual_seed(seed)
+    pu = 1.0 / torch.arange(1, num_users + 1).double()
+    pi = 1.0 / torch.arange(1, num_items + 1).double()
+    items = torch.multinomial(pi, e, replacement=True, generator=gen)
+    if item_ids is not None:  # popularity rank -> item id
+        items = item_ids[items]
+    return torch.stack([torch.multinomial(pu, e, replacement=True, generator=gen), items])
+
+
+@pytest.mark.parametrize("keep_diagonal", [True, False])
+def test_item_item_constraint_popular_items_with_high_ids(keep_diagonal):
+    # The product numbers items by popularity internally; neighbours, weights and the tie rule
+    # must still follow the item ids. Here the most popular items have the highest ids, and
+    # several items tie (equal co-occurrences and degrees), so ties cross the internal order.
+    num_users, num_items, k = 150, 80, 7
+    edge_index = _zipf_pairs(num_users, num_items, 1200, seed=3, item_ids=torch.arange(num_items).flip(0))
+    extra = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 0, 1, 0, 1, 0, 1]])  # items 0 and 1 alike
+    edge_index = torch.cat([edge_index, extra, torch.tensor([[4, 4], [2, 3]])], 1)
+    nb, w = item_item_constraint(edge_index, num_users, num_items, k, keep_diagonal=keep_diagonal,
+                                 max_chunk_elements=64)
+    ref_nb, ref_w, omega = _dense_item_item_reference(edge_index, num_users, num_items, k, keep_diagonal)
+    assert torch.equal(w, ref_w)
+    # the neighbours: by weight (float64, before rounding to float32), ties by ascending item id
+    for i in range(num_items):
+        row = omega[i]
+        order = sorted(range(num_items), key=lambda j: (-float(row[j]), j))[:k]
+        expect = [j if row[j] > 0 else i for j in order]
+        assert nb[i].tolist() == expect, i
+
+
+def test_top_k_of_rows_unsorted_columns_and_ties():
+    # rows of 0, 3 (< k), k, and many entries, columns in any order, ties at the k-th value
+    # spread over several runs of the row; the reference sorts each row by (-value, column).
+    import numpy as np
+
+    from graphkit.nn.models.ultragcn import _row_of_entries, _top_k_of_rows
+
+    rng = np.random.default_rng(0)
+    k = 4
+    rows = [[], [(5, 0.5), (2, 0.5), (9, 0.1)], [(3, 1.0), (1, 2.0), (7, 0.0), (4, 1.0)],
+            [(c, float(v)) for c, v in zip(rng.permutation(50), rng.integers(1, 4, 50))],
+            [(c, 1.0) for c in rng.permutation(30)]]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.array([c for r in rows for c, _ in r], dtype=np.int32)
+    values = np.array([v for r in rows for _, v in r])
+    out_i = np.full((len(rows) + 2, k), -1, dtype=np.int64)
+    out_v = np.zeros((len(rows) + 2, k), dtype=np.float32)
+    _top_k_of_rows(indptr, indices, values, _row_of_entries(indptr), 2, k, out_i, out_v)
+    assert (out_i[:2] == -1).all()
+    for r, entries in enumerate(rows):
+        best = [e for e in sorted(entries, key=lambda e: (-e[1], e[0])) if e[1] > 0][:k]
+        assert out_i[r + 2, :len(best)].tolist() == [c for c, _ in best]
+        assert out_v[r + 2, :len(best)].tolist() == np.float32([v for _, v in best]).tolist()
+        assert (out_i[r + 2, len(best):] == -1).all()
+
+
+def test_item_item_constraint_same_without_the_one_pass_product(monkeypatch):
+    # the one-pass product (SciPy's kernel into arrays bounded by the multiply-adds) and the
+    # plain `@` give identical neighbours and weights
+    import graphkit.nn.models.ultragcn as mod
+
+    edge_index = _zipf_pairs(200, 120, 2500, seed=5,
+                             item_ids=torch.randperm(120, generator=torch.Generator().manual_seed(1)))
+    fast = item_item_constraint(edge_index, 200, 120, 8, max_chunk_elements=500)
+    monkeypatch.setattr(mod, "_csr_matmat", None)
+    plain = item_item_constraint(edge_index, 200, 120, 8, max_chunk_elements=500)
+    assert torch.equal(fast[0], plain[0]) and torch.equal(fast[1], plain[1])
+    ref_nb, ref_w, _ = _dense_item_item_reference(edge_index, 200, 120, 8)
+    assert torch.equal(fast[1], ref_w)
