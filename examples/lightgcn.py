@@ -28,8 +28,14 @@ Runs checkpoint to ``--checkpoint-dir`` and resume from it by default (``--no-re
 afresh), so a long run (Gowalla and Yelp2018 need hours on a CPU) can continue across sittings;
 ``--time-budget SECONDS`` stops cleanly and the record states the epoch reached. ``--fast`` is a
 separately labelled recipe (batch 8192, lr 5e-3) that reaches good accuracy in fewer, cheaper
-epochs. ``--negative-candidates M`` (dynamic negative sampling: each triple trains on the hardest
-of ``M`` uniform candidates) is recorded as a separate entry named after it (``-neg64``); with
+epochs. ``--recipe scaled`` trains with the recipe ``graphkit rec train`` picks for large data
+(:func:`graphkit.rec.train.scale_recipe`: the batch is ``2048 * m`` with
+``m = ceil(E / (2048 * MAX_STEPS_PER_EPOCH))`` for ``E`` training pairs, the learning rate
+``1e-3 * sqrt(m)``), computed on the loaded training split with the data-size threshold removed,
+so that its accuracy can be checked on the paper datasets (which are below the threshold and
+train with the paper recipe by default); its entry is named ``-scaled``.
+``--negative-candidates M`` (dynamic negative sampling: each triple trains on the hardest of
+``M`` uniform candidates) is recorded as a separate entry named after it (``-neg64``); with
 ``M = 64`` Gowalla reaches Recall@20 0.18 in 20 epochs instead of several hundred, then
 overfits, so keep early stopping on. A run resumes only with the settings it started with
 (other settings are refused).
@@ -39,6 +45,7 @@ Examples:
     python examples/lightgcn.py --dataset ML-1M --select test --time-budget 3600
     python examples/lightgcn.py --dataset Gowalla --negative-candidates 64 --eval-every 5
     python examples/lightgcn.py --dataset MovieLens-100K --select valid
+    python examples/lightgcn.py --dataset ML-1M --recipe scaled --select valid --time-budget 3000
 
 Under ``torchrun --nproc_per_node=N`` the ranks share every global batch
 (``graphkit.rec.train.fit``); rank 0 alone writes checkpoints, logs and the record.
@@ -74,14 +81,26 @@ def load_interactions(name: str, root: Optional[str]):
     return load(name, root=root)
 
 
-def entry_for(dataset: str, *, fast: bool, changed: dict, select: str) -> str:
+def entry_for(dataset: str, *, fast: bool, changed: dict, select: str, recipe: str = "paper") -> str:
     """The record's entry id: ``lightgcn-gowalla`` for the paper's recipe, ``-fast`` for the fast
-    recipe, the settings changed from the paper's by name (``lightgcn-gowalla-neg64``), and
-    ``-valid`` when the epoch is selected on validation (the paper selected on test)."""
+    recipe, ``-scaled`` for the data-size-scaled recipe, the settings changed from the paper's by
+    name (``lightgcn-gowalla-neg64``), and ``-valid`` when the epoch is selected on validation
+    (the paper selected on test)."""
     from graphkit.engine import variant_tag
 
-    variant = "-".join(w for w in ("fast" if fast else "", variant_tag(changed)) if w)
+    words = ("fast" if fast else "", "scaled" if recipe == "scaled" else "", variant_tag(changed))
+    variant = "-".join(w for w in words if w)
     return entry_id("lightgcn", dataset, variant=variant, select=select, paper_select="test")
+
+
+def scaled_recipe(graph, embedding_dim: int = 64):
+    """The recipe of :func:`graphkit.rec.train.scale_recipe` for ``graph``'s training pairs, with
+    the data-size threshold removed (``paper_recipe_max_pairs=0``): what ``graphkit rec train``
+    would use on data above the threshold, forced on this one."""
+    from graphkit.rec.train import scale_recipe
+
+    return scale_recipe(int(graph.num_train), int(graph.num_users), int(graph.num_items),
+                        embedding_dim=embedding_dim, paper_recipe_max_pairs=0)
 
 
 def build_parser():
@@ -106,6 +125,11 @@ def build_parser():
     g.add_argument("--eval-every", type=int, default=10)
     g.add_argument("--patience", type=int, default=10, help="evaluations without improvement (default 10)")
     g.add_argument("--fast", action="store_true", help="batch 8192, lr 5e-3 (a separate, labelled entry)")
+    g.add_argument("--recipe", choices=("paper", "scaled"), default="paper",
+                   help="'paper': --batch-size and --lr as given (defaults: the paper's); 'scaled': batch "
+                        "and lr from graphkit.rec.train.scale_recipe on the training split with the "
+                        "data-size threshold removed (what `graphkit rec train` uses on large data; a "
+                        "separate, labelled entry)")
     return p
 
 
@@ -128,6 +152,12 @@ def parse_args(argv=None) -> Tuple[object, Dict[str, object], Dict[str, object]]
         if "batch_size" in changed or "lr" in changed:
             p.error("--fast sets --batch-size 8192 and --lr 5e-3; do not pass either with it")
         args.batch_size, args.lr = 8192, 5e-3
+    if args.recipe == "scaled":
+        if args.fast:
+            p.error("--recipe scaled and --fast are two different recipes; choose one")
+        if "batch_size" in changed or "lr" in changed:
+            p.error("--recipe scaled sets --batch-size and --lr from the data size "
+                    "(graphkit.rec.train.scale_recipe); do not pass either with it")
     return args, changed, paper_settings
 
 
@@ -154,6 +184,11 @@ def train_one(args, run: int, entry: str, device) -> dict:
     if args.select == "valid":
         graph = holdout_validation(graph, args.valid_ratio, seed=seed)
     print0(f"run {run}: {graph}", flush=True)
+    recipe = None
+    if args.recipe == "scaled":
+        recipe = scaled_recipe(graph, args.embedding_dim)
+        args.batch_size, args.lr = recipe.batch_size, recipe.lr
+        print0(f"run {run}: {recipe.describe()}", flush=True)
     seed_everything(seed)
     model = LightGCN(graph.num_users, graph.num_items, embedding_dim=args.embedding_dim,
                      num_layers=args.num_layers, reg_weight=args.reg_weight,
@@ -169,17 +204,23 @@ def train_one(args, run: int, entry: str, device) -> dict:
     print0(f"run {run}: best epoch {res.best_epoch + 1}, epochs run {res.epochs_run}, "
           f"test recall@20 {res.test['recall@20']:.4f} ndcg@20 {res.test['ndcg@20']:.4f}, "
           f"{res.wall_time_s:.0f} s in total (incl. earlier sittings)", flush=True)
-    return {"seed": seed, "best_epoch": res.best_epoch + 1, "epochs_run": res.epochs_run,
-            "stopped_early": res.stopped_early, "interrupted": res.interrupted,
-            "wall_time_s": round(res.wall_time_s, 1),
-            "test": {k: v for k, v in res.test.items() if "@" in k},
-            # every evaluation: [epoch, wall time so far (s), recall@20, ndcg@20] on
-            # the selection part (test or validation, as the protocol says)
-            "trajectory": [[h["epoch"] + 1, h.get("elapsed_s"), round(h[f"{args.select}_recall@20"], 4),
-                            round(h[f"{args.select}_ndcg@20"], 4)] for h in res.history]}
+    summary = {"seed": seed, "best_epoch": res.best_epoch + 1, "epochs_run": res.epochs_run,
+               "stopped_early": res.stopped_early, "interrupted": res.interrupted,
+               "wall_time_s": round(res.wall_time_s, 1),
+               "test": {k: v for k, v in res.test.items() if "@" in k},
+               # every evaluation: [epoch, wall time so far (s), recall@20, ndcg@20] on
+               # the selection part (test or validation, as the protocol says)
+               "trajectory": [[h["epoch"] + 1, h.get("elapsed_s"), round(h[f"{args.select}_recall@20"], 4),
+                               round(h[f"{args.select}_ndcg@20"], 4)] for h in res.history]}
+    if recipe is not None:
+        summary["recipe"] = {"name": recipe.name, "num_train": int(graph.num_train), "batch_size": recipe.batch_size,
+                             "lr": recipe.lr, "scale": recipe.scale, "steps_per_epoch": recipe.steps_per_epoch}
+    return summary
 
 
 def deviations_for(args, changed: dict, paper_settings: dict, per_run: List[dict]) -> List[str]:
+    from graphkit.rec.train import MAX_STEPS_PER_EPOCH
+
     deviations = list(args.deviation)
     finished = all(r["stopped_early"] or r["epochs_run"] >= args.epochs for r in per_run)
     if not finished:
@@ -194,6 +235,16 @@ def deviations_for(args, changed: dict, paper_settings: dict, per_run: List[dict
                           "(trains on less data than the paper)")
     if args.fast:
         deviations.append("faster recipe: batch 8192, lr 5e-3 instead of 2048 / 1e-3")
+    for r in sorted({tuple(sorted(r["recipe"].items())) for r in per_run if "recipe" in r}):
+        r = dict(r)
+        paper_steps = -(-r["num_train"] // paper_settings["batch_size"])
+        deviations.append(
+            f"scaled recipe (graphkit.rec.train.scale_recipe, data-size threshold removed): {r['num_train']} "
+            f"training pairs, batch {r['batch_size']} = {r['scale']} x {paper_settings['batch_size']} and "
+            f"lr {r['lr']:.4g} = {paper_settings['lr']:g} x sqrt({r['scale']}), {r['steps_per_epoch']} steps "
+            f"per epoch instead of {paper_steps}; the recipe `graphkit rec train` uses above its data-size "
+            f"threshold (epochs of at most {MAX_STEPS_PER_EPOCH} steps), forced on this dataset to check "
+            f"its accuracy against the paper recipe")
     if changed:
         deviations.append("settings changed from the paper's: " + ", ".join(
             f"{k} {v} instead of {paper_settings[k]}" for k, v in changed.items()))
@@ -213,7 +264,7 @@ def write_record(args, entry: str, changed: dict, paper_settings: dict, per_run:
                    "tolerance": round(tol * paper[k], 5) if paper else None,
                    "values": [r["test"][k] for r in per_run]} for k in ("recall@20", "ndcg@20")}
     protocol = (f"{args.dataset} split of the reference code, all-item ranking, top-20, training items masked; "
-                f"{args.num_layers} layers, dim {args.embedding_dim}, batch {args.batch_size}, lr {args.lr}, "
+                f"{args.num_layers} layers, dim {args.embedding_dim}, batch {args.batch_size}, lr {args.lr:g}, "
                 f"eval every {args.eval_every} epochs, patience {args.patience} evaluations; selection on "
                 f"{'test (reference protocol)' if args.select == 'test' else 'validation'}")
     return write_result_record(entry=entry, method="LightGCN", dataset=args.dataset, task="recommendation",
@@ -232,7 +283,7 @@ def main(argv=None) -> int:
 
     keep_freed_memory()  # reuse freed memory instead of page-faulting it in anew
     apply_threads(args)
-    entry = entry_for(args.dataset, fast=args.fast, changed=changed, select=args.select)
+    entry = entry_for(args.dataset, fast=args.fast, changed=changed, select=args.select, recipe=args.recipe)
     # under torchrun: DDP inside graphkit.rec.train.fit; rank 0 writes checkpoints and the record
     device = setup_device(args.device)
     per_run = []

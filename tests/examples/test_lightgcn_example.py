@@ -82,3 +82,41 @@ def test_one_epoch_on_a_dataset_without_a_paper_figure(example, tmp_path):
     assert record["extra"]["per_run"][0]["epochs_run"] == 1
     assert any("no published LightGCN figure" in d for d in record["deviations"])
     assert json.loads(path.read_text())["extra"]["hyper_parameters"]["time_budget"] is None
+
+
+def test_scaled_recipe_flag_entry_and_refusals(example):
+    from types import SimpleNamespace
+
+    args, changed, _ = example.parse_args(["--recipe", "scaled", "--select", "valid"])
+    assert args.recipe == "scaled" and changed == {}
+    assert example.entry_for("ML-1M", fast=False, changed=changed, select="valid",
+                             recipe=args.recipe) == "lightgcn-ml-1m-scaled-valid"
+    assert example.entry_for("Gowalla", fast=False, changed={"negative_candidates": 8}, select="test",
+                             recipe="scaled") == "lightgcn-gowalla-scaled-neg8"
+    assert example.parse_args([])[0].recipe == "paper"  # the paper recipe stays the default
+    for extra in (["--lr", "2e-3"], ["--batch-size", "8192"], ["--fast"]):
+        with pytest.raises(SystemExit):
+            example.parse_args(["--recipe", "scaled", *extra])
+    # the threshold is removed: ML-1M's validation split (716,282 pairs) gets m = 3, not the paper recipe
+    recipe = example.scaled_recipe(SimpleNamespace(num_train=716_282, num_users=6_022, num_items=3_043))
+    assert (recipe.name, recipe.scale, recipe.batch_size, recipe.steps_per_epoch) == ("scaled", 3, 6144, 117)
+    assert recipe.lr == pytest.approx(1e-3 * math.sqrt(3))
+
+
+@pytest.mark.skipif(not _have("MovieLens-100K"), reason="MovieLens-100K files not available offline")
+def test_scaled_recipe_states_batch_lr_and_steps_in_the_record(example, tmp_path, capsys):
+    from graphkit.engine.records import load_record
+
+    rc = example.main(["--dataset", "MovieLens-100K", "--recipe", "scaled", "--epochs", "1", "--eval-every", "1",
+                       "--threads", "1", "--select", "valid", "--out", str(tmp_path / "results"),
+                       "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert rc == 0
+    assert "recipe: " in capsys.readouterr().out  # the recipe's describe() line
+    record = load_record(tmp_path / "results" / "lightgcn-movielens-100k-scaled-valid.json")
+    recipe = record["extra"]["per_run"][0]["recipe"]
+    # ~80k pairs: m = 1, so the forced recipe is the paper's batch and lr, said as such
+    assert (recipe["scale"], recipe["batch_size"], recipe["lr"]) == (1, 2048, 1e-3)
+    assert recipe["steps_per_epoch"] == math.ceil(recipe["num_train"] / 2048)
+    [text] = [d for d in record["deviations"] if d.startswith("scaled recipe")]
+    assert "batch 2048 = 1 x 2048" in text and f"{recipe['steps_per_epoch']} steps per epoch" in text
+    assert record["extra"]["hyper_parameters"]["recipe"] == "scaled"
