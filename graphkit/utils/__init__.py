@@ -1,7 +1,9 @@
 """Shared kernels and helpers, re-exported here as ``torch_geometric.utils`` does.
 
 * pair indexes and ranking: :class:`PairIndex` (vectorised membership of ``(user, item)``
-  pairs), :func:`topk_ties_by_index` (top-k with ties broken by ascending index);
+  pairs), :func:`topk_ties_by_index` (top-k with ties broken by ascending index),
+  :class:`DotProductTopK` / :class:`DotProductScorer` (exact top-k of embedding dot products
+  without a ``[B, I]`` score block);
 * files: :func:`atomic_write`, :func:`atomic_write_text` (temporary file, then rename);
 * sparse products: :func:`csr_spmm`, :func:`symmetric_spmm`, :func:`spmm_with_transpose`,
   :func:`edge_spmm`; :func:`fast_dropout` (dense or CSR input);
@@ -18,6 +20,8 @@ from graphkit._lazy import lazy_exports
 _EXPORTS = {
     "PairIndex": "ranking",
     "topk_ties_by_index": "ranking",
+    "DotProductTopK": "ranking",
+    "DotProductScorer": "ranking",
     "atomic_write": "io",
     "atomic_write_text": "io",
     "progress_disabled": "progress",

@@ -185,3 +185,379 @@ def _topk_exact(scores: Tensor, k: int) -> Tensor:
         if left.numel():
             _fill_ties(scores, index, tied[left], tie[left], above[left], k, n)
     return index
+
+
+# --------------------------------------------------------------------------------------------
+# Exact top-k of dot-product scores without a [B, I] score block
+
+
+def _bf16_products_accumulate_in_float32(device: torch.device) -> bool:
+    """Whether ``torch.mm`` on bfloat16 inputs accumulates in float32 on ``device``: the error
+    bound of the bfloat16 screening assumes it. ``1 + 63 * 2**-9`` summed in bfloat16 stays
+    ``1`` (its spacing at 1 is ``2**-7``); summed in float32 it is ``1.123``."""
+    d = 64
+    for lead in (0, d // 2, d - 1):  # the large term first, in the middle, last
+        u = torch.full((8, d), 2.0 ** -9, device=device)
+        u[:, lead] = 1.0
+        try:
+            out = torch.mm(u.bfloat16(), torch.ones(d, 256, device=device, dtype=torch.bfloat16)).float()
+        except RuntimeError:
+            return False
+        if not bool(((out - (1 + 63 * 2.0 ** -9)).abs() <= 2.0 ** -6).all()):
+            return False
+    return True
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CUDA compute capability 8+;
+    x86 CPUs with AVX512-BF16 or AMX), so that a bfloat16 screening product is cheaper than
+    the float32 one, and whether it accumulates in float32."""
+    key = (device.type, device.index)
+    cached = _BF16_OK.get(key)
+    if cached is not None:
+        return cached
+    ok = False
+    if device.type == "cuda":
+        ok = torch.cuda.get_device_capability(device)[0] >= 8
+    elif device.type == "cpu":
+        try:
+            with open("/proc/cpuinfo") as fh:
+                flags = next((line for line in fh if line.startswith("flags")), "").split()
+            ok = "avx512_bf16" in flags or "amx_bf16" in flags
+        except OSError:
+            ok = False
+    ok = ok and _bf16_products_accumulate_in_float32(device)
+    _BF16_OK[key] = ok
+    return ok
+
+
+_BF16_OK: dict = {}
+_SCREEN_TILE = 4096  # items per screening tile
+_SCREEN_GROUP = 32  # items per group of the screening maxima
+
+
+class DotProductTopK:
+    r"""Exact top-``k`` items of the dot-product scores :math:`s_{ui} = \mathbf{e}_u^{\top}
+    \mathbf{e}_i` of a block of users, with given (user, item) pairs excluded and ties broken
+    by ascending item index, without materialising the ``[B, I]`` score block.
+
+    The answer of scoring every item, masking the excluded pairs and taking
+    :func:`topk_ties_by_index`, obtained in two passes:
+
+    1. **Screening.** Items are cut into groups of ``group_size`` consecutive ids and tiles of
+       ``tile_items``. Each tile's scores ``[b, tile]`` are computed (in bfloat16 where the
+       hardware multiplies it natively, else in float32) while they sit in cache, and reduced
+       at once to their group maxima; only the ``[b, I / group_size]`` maxima are kept. (The
+       screening copy of the items is stored with each tile's rows permuted so that a
+       group's items lie one tile-row apart: the reduction then runs over contiguous memory.)
+    2. **Certified re-scoring.** Each screened score is within a bound :math:`\delta_{ug}` of
+       the float32 score of the same pair (:meth:`_slack`: rounding of the bfloat16 copies,
+       float32 accumulation, bfloat16 output). A group without excluded items holds an item
+       scoring at least its maximum minus :math:`\delta_{ug}`, so the ``k``-th largest of
+       these lower bounds, :math:`\tau_u`, is at most the ``k``-th best score of the row;
+       only groups whose maximum plus :math:`\delta_{ug}` reaches :math:`\tau_u` can hold a
+       top-``k`` item, tied ones included. Their items are scored in float32, the excluded
+       pairs masked, and ranked exactly, ties by item id.
+
+    Rows where the certificate does not narrow the search (fewer than ``k`` groups free of
+    excluded items; a bound too loose, as for a zero user vector) are scored against every
+    item. The answer does not depend on the screening precision: the items and scores
+    returned are those of the float32 re-scoring.
+
+    **Cost.** The screening product is the ``2 b I F`` flop of full ranking, at bfloat16
+    speed where available (about 2x float32 on AVX512-BF16 CPUs) and without writing scores
+    to memory, whereas the score-block path writes the ``[B, I]`` block once and reads it
+    twice. The rest is ``O(b I / group_size)`` elementwise work and about 40 groups of items
+    re-scored per user (measured on trained LightGCN embeddings and on random ones).
+
+    Args:
+        item_emb (torch.Tensor): ``[I, F]`` float32 item embeddings (must be finite).
+        tile_items (int): items per screening tile, a multiple of ``group_size``.
+            (default: ``4096``)
+        group_size (int): consecutive items per group of the screening maxima.
+            (default: ``32``)
+        block_users (int): users screened at once. (default: ``256``)
+        precision (str): ``"auto"`` (bfloat16 where it is native, else float32),
+            ``"bfloat16"`` or ``"float32"``. (default: ``"auto"``)
+    """
+
+    def __init__(self, item_emb: Tensor, tile_items: int = _SCREEN_TILE, group_size: int = _SCREEN_GROUP,
+                 block_users: int = 256, precision: str = "auto") -> None:
+        if item_emb.dim() != 2 or item_emb.dtype != torch.float32:
+            raise ValueError(f"DotProductTopK: item_emb must be a [I, F] float32 tensor, got "
+                             f"{tuple(item_emb.shape)} {item_emb.dtype}")
+        if group_size < 1 or tile_items < group_size or tile_items % group_size:
+            raise ValueError(f"DotProductTopK: tile_items ({tile_items}) must be a multiple of "
+                             f"group_size ({group_size})")
+        if precision not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"DotProductTopK: precision must be 'auto', 'bfloat16' or 'float32', got {precision!r}")
+        if not bool(torch.isfinite(item_emb).all()):
+            raise ValueError("DotProductTopK: item embeddings must be finite")
+        dev = item_emb.device
+        self.item_emb = item_emb.contiguous()
+        self.tile, self.group, self.block_users = int(tile_items), int(group_size), int(block_users)
+        use_bf16 = precision == "bfloat16" or (precision == "auto" and _fast_bf16(dev))
+        self.screen_dtype = torch.bfloat16 if use_bf16 else torch.float32
+        num_items, feat = item_emb.shape
+        r = self.group
+        self.num_groups = -(-num_items // r)
+        # screening copy: within a tile of n items, position p = j * (n // r) + g holds item
+        # g * r + j of the tile (j < r), so that a [r, n // r] view of the tile's scores has
+        # group g in column g; a short rest of n % r items keeps its place
+        pos = torch.arange(num_items, device=dev)
+        start = pos - pos % self.tile
+        n = torch.clamp(num_items - start, max=self.tile)
+        width = n // r
+        off = pos - start
+        strided = off < width * r
+        safe_width = width.clamp(min=1)
+        source = torch.where(strided, start + (off % safe_width) * r + off // safe_width, pos)
+        self.items_lp = self.item_emb.index_select(0, source).to(self.screen_dtype)
+        self.tiles = [(s, min(s + self.tile, num_items)) for s in range(0, num_items, self.tile)]
+        # float32 accumulation over F products, in the screening and in the re-scoring
+        self.accumulation_eps = 2.0 * (2.0 * feat * 2.0 ** -24)
+        group_of_item = pos // r
+        norms = self.item_emb.norm(dim=1)
+        group_norm = torch.zeros(self.num_groups, device=dev).scatter_reduce_(0, group_of_item, norms, "amax")
+        lp_error = (self.item_emb.index_select(0, source) - self.items_lp.float()).norm(dim=1)
+        group_lp_error = torch.zeros(self.num_groups, device=dev).scatter_reduce_(
+            0, group_of_item[source], lp_error, "amax")
+        # [3, G]: the item factors of the screening error bound (see _slack)
+        self._item_terms = torch.stack([group_norm, group_lp_error, torch.ones_like(group_norm)])
+        self._buffers: dict = {}
+
+    # ------------------------------------------------------------------------------------
+    def __call__(self, user_emb: Tensor, k: int, exclude_rows: Optional[Tensor] = None,
+                 exclude_cols: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Top-``k`` item ids ``[B, k]`` (best first, ties by ascending id) of the rows of
+        ``user_emb`` ``[B, F]`` and their float32 scores; ``(exclude_rows, exclude_cols)``
+        are (row of ``user_emb``, item) pairs ranked last with score ``-inf``, sorted by row.
+        Users with fewer than ``k`` items left get excluded ones last, by ascending id."""
+        b = user_emb.size(0)
+        num_items = self.item_emb.size(0)
+        if not 1 <= k <= num_items:
+            raise ValueError(f"DotProductTopK: k must lie in [1, {num_items}], got {k}")
+        if exclude_rows is None:
+            exclude_rows = exclude_cols = torch.zeros(0, dtype=torch.long, device=user_emb.device)
+        user_emb = user_emb.to(torch.float32)
+        tops, values = [], []
+        step = -(-b // max(1, -(-b // self.block_users)))  # equal sub-blocks of at most block_users
+        starts = torch.arange(0, b + step, step, device=exclude_rows.device).clamp_(max=b)
+        bounds = torch.searchsorted(exclude_rows, starts).tolist()
+        for i, start in enumerate(range(0, b, step)):
+            lo, hi = bounds[i], bounds[i + 1]
+            top, val = self._block(user_emb[start:start + step], k, exclude_rows[lo:hi] - start,
+                                   exclude_cols[lo:hi])
+            tops.append(top)
+            values.append(val)
+        if not tops:
+            return (torch.zeros(0, k, dtype=torch.long, device=user_emb.device),
+                    torch.zeros(0, k, device=user_emb.device))
+        return torch.cat(tops), torch.cat(values)
+
+    def _scratch(self, name: str, shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """A reused buffer: fresh memory costs a page fault per 4 KiB on first touch, which
+        made the re-scoring gathers about 6x slower than the same copy into reused memory."""
+        numel = 1
+        for n in shape:
+            numel *= n
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype:
+            buf = self._buffers[name] = torch.empty(numel, dtype=dtype, device=self.item_emb.device)
+        return buf[:numel].view(shape)
+
+    def _full_rows(self, u: Tensor, k: int, rows: Tensor, cols: Tensor) -> Tuple[Tensor, Tensor]:
+        """Rows scored against every item, at most ``block_users // 4`` at once (the float32
+        rows then take no more memory than the screening of a block)."""
+        step = max(1, self.block_users // 4)
+        tops, values = [], []
+        bounds = torch.searchsorted(rows, torch.arange(0, u.size(0) + step, step, device=rows.device)
+                                    .clamp_(max=u.size(0))).tolist()
+        for i, start in enumerate(range(0, u.size(0), step)):
+            scores = u[start:start + step] @ self.item_emb.t()
+            lo, hi = bounds[i], bounds[i + 1]
+            scores[rows[lo:hi] - start, cols[lo:hi]] = float("-inf")
+            top = topk_ties_by_index(scores, k)
+            tops.append(top)
+            values.append(scores.gather(1, top))
+        return torch.cat(tops), torch.cat(values)
+
+    def _block(self, u: Tensor, k: int, rows: Tensor, cols: Tensor) -> Tuple[Tensor, Tensor]:
+        b, dev = u.size(0), u.device
+        r = self.group
+        if self.num_groups < 4 * k:
+            return self._full_rows(u, k, rows, cols)
+        # 1. screening: group maxima of the tile scores
+        u_lp = u.to(self.screen_dtype)
+        maxima = self._scratch("maxima", (b, self.num_groups), self.screen_dtype)
+        buf = self._scratch("tile", (b, self.tile), self.screen_dtype)
+        for start, end in self.tiles:
+            n = end - start
+            width, g0 = n // r, start // r
+            out = buf[:, :n]
+            torch.mm(u_lp, self.items_lp[start:end].t(), out=out)
+            if width:
+                torch.amax(out[:, :width * r].view(b, r, width), 1, out=maxima[:, g0:g0 + width])
+            if n > width * r:
+                torch.amax(out[:, width * r:], 1, keepdim=True, out=maxima[:, g0 + width:g0 + width + 1])
+        if self.screen_dtype != torch.float32:
+            maxima = maxima.float()
+        # 2. the certificate: tau, a lower bound of each row's k-th best score
+        slack = self._slack(u, u_lp, maxima)
+        lower = torch.sub(maxima, slack)
+        lower[rows, cols // r] = float("-inf")  # groups holding an excluded item
+        tau = torch.topk(lower, k, dim=1).values[:, -1:]
+        cand = torch.ge(slack.add_(maxima), tau)  # upper bound >= tau
+        counts = cand.sum(1)
+        # rows the certificate does not narrow, or with non-finite values, are scored in full
+        # (a sum is finite only if every term is: one pass; an overflowing sum only costs a
+        # row scored in full)
+        bad = ~torch.isfinite(tau).view(-1) | (counts * r * 8 > self.item_emb.size(0)) | \
+            ~torch.isfinite(maxima.sum(1)) | ~torch.isfinite(u.sum(1))
+        if bool(bad.any()):
+            top = torch.empty(b, k, dtype=torch.long, device=dev)
+            val = torch.empty(b, k, device=dev)
+            bad_rows = bad.nonzero().view(-1)
+            keep = bad[rows]
+            sel = torch.full((b,), -1, dtype=torch.long, device=dev)
+            sel[bad_rows] = torch.arange(bad_rows.numel(), device=dev)
+            top[bad_rows], val[bad_rows] = self._full_rows(u[bad_rows], k, sel[rows[keep]], cols[keep])
+            good = (~bad).nonzero().view(-1)
+            if good.numel():
+                sel[good] = torch.arange(good.numel(), device=dev)
+                keep = ~keep
+                top[good], val[good] = self._rescore(u[good], k, cand[good], sel[rows[keep]], cols[keep])
+            return top, val
+        return self._rescore(u, k, cand, rows, cols)
+
+    def _slack(self, u: Tensor, u_lp: Tensor, maxima: Tensor) -> Tensor:
+        r"""``[b, G]`` bound on how far a screened score in group ``g`` is from the float32
+        score of the same pair and from its re-scored value. With :math:`\tilde u,
+        \tilde\imath` the screening copies, :math:`|u\cdot i - \tilde u\cdot\tilde\imath|
+        \le \lVert u-\tilde u\rVert\lVert i\rVert + \lVert\tilde u\rVert\lVert
+        i-\tilde\imath\rVert`; each float32 accumulation over ``F`` products adds at most
+        :math:`F\,2^{-24}\lVert u\rVert\lVert i\rVert` (screening and re-scoring: twice
+        that); a bfloat16 output adds :math:`2^{-8}` of the magnitude; subnormal inputs read as
+        zero add :math:`F\,2^{-126}(\lVert u\rVert + \lVert i\rVert)`. Group maxima of the
+        item terms, and a 1% margin on the whole. One ``[b, 3] x [3, G]`` product."""
+        feat = u.size(1)
+        unorm = u.norm(dim=1)
+        tiny = feat * 2.0 ** -126
+        out = self._scratch("slack", (u.size(0), self.num_groups), torch.float32)
+        if self.screen_dtype == torch.float32:
+            terms_u = torch.stack([self.accumulation_eps * unorm + tiny, torch.zeros_like(unorm),
+                                   tiny * unorm + tiny], 1)
+            return torch.mm(1.01 * terms_u, self._item_terms, out=out)
+        u_err = (u - u_lp.float()).norm(dim=1)
+        lp_norm = u_lp.float().norm(dim=1)
+        out_eps = 2.0 ** -8
+        terms_u = torch.stack([u_err + self.accumulation_eps * unorm + tiny, lp_norm, tiny * unorm + tiny], 1)
+        slack = torch.mm(terms_u, self._item_terms, out=out)
+        # |error| <= inputs + 2^-8 (|m| + inputs), times the margin
+        return slack.mul_(1.01 * (1 + out_eps)).add_(maxima.abs(), alpha=1.01 * out_eps)
+
+    def _rescore(self, u: Tensor, k: int, cand: Tensor, rows: Tensor, cols: Tensor) -> Tuple[Tensor, Tensor]:
+        """Exact float32 scores of the items of each row's candidate groups, excluded pairs
+        masked, ranked by :func:`_topk_exact`. Candidate groups come in ascending order, and
+        a group is a run of consecutive ids, so each row's columns ascend by item id."""
+        dev = u.device
+        num_items = self.item_emb.size(0)
+        b, r = u.size(0), self.group
+        crow, cgroup = cand.nonzero(as_tuple=True)  # row-major: groups ascend within a row
+        counts = torch.bincount(crow, minlength=b)
+        width = int(counts.max())
+        slots = _row_slots(counts, crow.numel())
+        items = (cgroup.unsqueeze(1) * r + torch.arange(r, device=dev)).view(-1)
+        past_end = items >= num_items  # the last group may be short
+        emb = torch.index_select(self.item_emb, 0, items.clamp_(max=num_items - 1),
+                                 out=self._scratch("gathered", (items.numel(), u.size(1)), torch.float32))
+        group_scores = torch.bmm(emb.view(-1, r, u.size(1)), u[crow].unsqueeze(2),
+                                 out=self._scratch("group_scores", (crow.numel(), r, 1), torch.float32))
+        group_scores.view(-1).masked_fill_(past_end, float("-inf"))
+        scores = torch.full((b, width, r), float("-inf"), device=dev)
+        scores[crow, slots] = group_scores.view(-1, r)
+        ids = torch.full((b, width, r), num_items, dtype=torch.long, device=dev)
+        ids[crow, slots] = items.view(-1, r)
+        if rows.numel():
+            # excluded pairs that fall in a candidate group: slot of (row, group) from a running
+            # count of the candidates along the row
+            slot_of = torch.cumsum(cand, 1, dtype=torch.int32)
+            g = cols // r
+            hit = cand[rows, g]
+            if bool(hit.any()):
+                rr, cc = rows[hit], cols[hit]
+                scores[rr, slot_of[rr, cc // r].long() - 1, cc % r] = float("-inf")
+        scores, ids = scores.view(b, -1), ids.view(b, -1)
+        pos = _topk_exact(scores, k)
+        return ids.gather(1, pos).clamp_(max=num_items - 1), scores.gather(1, pos)
+
+
+class DotProductScorer:
+    r"""Block scorer ``users -> user_emb[users] @ item_emb.T`` of embedding recommenders, for
+    :func:`graphkit.rec.full_ranking` and ``recommend``, that also ranks without scores.
+
+    * Called, it writes every block into one reused buffer. A block of 2048 users against
+      40k items is 335 MB of scores; written into freshly allocated memory, every 4 KiB page
+      costs a page fault on first touch, which made the score product about 1.6x slower on
+      CPU than the same product into reused memory. The returned tensor is overwritten by the
+      next call, and :func:`~graphkit.rec.full_ranking` may mask it in place
+      (``returns_scratch``); copy it to keep it.
+    * :meth:`topk` ranks a block exactly without a ``[B, I]`` score block
+      (:class:`DotProductTopK`), when the items are many enough for it to pay off
+      (:meth:`ranks_without_scores`) and the embeddings are finite float32; full ranking and
+      ``recommend`` use it then, so their lists are the same.
+
+    Args:
+        user_emb (torch.Tensor): ``[U, F]`` user embeddings.
+        item_emb (torch.Tensor): ``[I, F]`` item embeddings.
+    """
+
+    returns_scratch = True
+
+    def __init__(self, user_emb: Tensor, item_emb: Tensor) -> None:
+        if user_emb.dim() != 2 or item_emb.dim() != 2 or user_emb.size(1) != item_emb.size(1):
+            raise ValueError(f"DotProductScorer: embeddings must be [U, F] and [I, F] "
+                             f"(got {tuple(user_emb.shape)} and {tuple(item_emb.shape)})")
+        self.user_emb, self.item_emb = user_emb, item_emb
+        self._buffer: Optional[Tensor] = None
+        self._ranker: Optional[DotProductTopK] = None
+        self._ranker_ok: Optional[bool] = None
+
+    def __call__(self, users: Tensor) -> Tensor:
+        n = users.numel()
+        dtype = torch.result_type(self.user_emb, self.item_emb)
+        if self._buffer is None or self._buffer.size(0) < n or self._buffer.dtype != dtype:
+            self._buffer = self.user_emb.new_empty(n, self.item_emb.size(0), dtype=dtype)
+        out = self._buffer[:n]
+        return torch.mm(self.user_emb[users], self.item_emb.t(), out=out)
+
+    def ranks_without_scores(self, k: int) -> bool:
+        """Whether :meth:`topk` applies: float32 embeddings on one device, finite items, at
+        least ``2 * DotProductTopK`` tile of items and 4k screening groups."""
+        if self._ranker_ok is None:
+            ok = (self.user_emb.dtype == torch.float32 and self.item_emb.dtype == torch.float32
+                  and self.user_emb.device == self.item_emb.device
+                  and self.item_emb.size(0) >= 2 * _SCREEN_TILE
+                  and bool(torch.isfinite(self.item_emb).all()))
+            self._ranker_ok = ok
+        return self._ranker_ok and self.item_emb.size(0) // _SCREEN_GROUP >= 4 * k
+
+    def topk(self, users: Tensor, k: int, exclude: Optional[PairIndex] = None) -> Optional[Tuple[Tensor, Tensor]]:
+        """Exact top-``k`` items ``[B, k]`` of ``users`` and their float32 scores, the pairs of
+        ``exclude`` ranked last with score ``-inf``, ties by ascending item id; ``None`` when
+        :meth:`ranks_without_scores` is false (then score the block and rank it)."""
+        if not self.ranks_without_scores(k):
+            return None
+        if self._ranker is None:
+            self._ranker = DotProductTopK(self.item_emb.detach())
+        dev = self.item_emb.device
+        users = users.to(dev)
+        user_emb = self.user_emb.detach()[users]
+        if not bool(torch.isfinite(user_emb.sum(1)).all()):
+            return None  # the scoring path names the user with a NaN score
+        if exclude is not None:
+            rows, cols = exclude.block(users.to(exclude.keys.device))
+            rows, cols = rows.to(dev), cols.to(dev)
+        else:
+            rows = cols = None
+        return self._ranker(user_emb, k, rows, cols)

@@ -300,3 +300,28 @@ def test_wide_full_ranking_hits_and_metrics_are_those_of_the_tie_rule(kind, monk
                        exclude=(train,), ks=(5, k), batch_size=16, return_per_user=True)
     for key in ("recall@10", "ndcg@5", "map@10", "mrr@5", "precision@10"):
         assert torch.equal(res["per_user"][key], get_metric(key)(hits, num)), key
+
+
+def test_full_ranking_of_embeddings_ranks_without_score_blocks(monkeypatch):
+    # with enough items DotProductScorer ranks through its screened top-k: same metrics as
+    # brute force, its score blocks never built, and blocks sized at one byte per item
+    from graphkit.rec.evaluate import DotProductScorer
+
+    g = torch.Generator().manual_seed(11)
+    num_users, num_items = 40, 9000
+    user_emb, item_emb = torch.randn(num_users, 8, generator=g), torch.randn(num_items, 8, generator=g)
+    train, test = random_split(num_users, num_items, 0.002, 6)
+    scorer = DotProductScorer(user_emb, item_emb)
+    monkeypatch.setattr(DotProductScorer, "__call__", lambda self, u: pytest.fail("score block built"))
+    ranked = []
+    real_topk = DotProductScorer.topk
+    monkeypatch.setattr(DotProductScorer, "topk",
+                        lambda self, u, *a: ranked.append(u.numel()) or real_topk(self, u, *a))
+    budget = 10 * num_items  # ten users' rows of one byte, two and a half of float32
+    ours = full_ranking(scorer, num_users, num_items, test, exclude=(train,), ks=(5, 20), memory_budget=budget)
+    ref = brute_force(user_emb @ item_emb.t(), train, test, (5, 20))
+    for key in ("recall@20", "ndcg@20", "precision@5", "map@5"):
+        assert ours[key] == pytest.approx(ref[key], abs=1e-12), key
+    assert max(ranked) == 10 and sum(ranked) == ours["num_users"]
+    with pytest.raises(ValueError, match="smaller than one user's"):
+        full_ranking(scorer, num_users, num_items, test, exclude=(train,), memory_budget=num_items)

@@ -124,3 +124,114 @@ def test_ties_across_the_cut_off_take_the_lowest_indices_without_a_full_sort(mon
 
 
 _sort = torch.sort
+
+
+# ------------------------------------------------------------------ DotProductTopK
+
+
+def _dot_case(seed, num_users=300, num_items=3000, dim=16):
+    """Embeddings and excluded pairs with the hard cases: a zero user, duplicated items (ties
+    across the cut-off), integer-valued scores (ties everywhere) for one user, a user who has
+    seen all but 5 items, norms spread over two orders of magnitude."""
+    g = torch.Generator().manual_seed(seed)
+    user_emb = torch.randn(num_users, dim, generator=g)
+    item_emb = torch.randn(num_items, dim, generator=g) * torch.rand(num_items, 1, generator=g).mul(3).add(0.03)
+    user_emb[3] = 0
+    item_emb[100:140] = item_emb[99]
+    user_emb[5] = 0
+    user_emb[5, 0] = 1
+    item_emb[:, 0] = item_emb[:, 0].round()
+    deg = torch.randint(0, 60, (num_users,), generator=g)
+    deg[7] = num_items - 5
+    rows = torch.repeat_interleave(torch.arange(num_users), deg)
+    cols = torch.cat([torch.randperm(num_items, generator=g)[:int(n)] for n in deg])
+    index = PairIndex(torch.stack([rows, cols]), num_users, num_items)
+    return user_emb, item_emb, index
+
+
+def _reference(user_emb, item_emb, rows, cols, k):
+    scores = user_emb @ item_emb.t()
+    scores[rows, cols] = float("-inf")
+    top = definition(scores, k)
+    return top, scores.gather(1, top)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+@pytest.mark.parametrize("tile,group", [(256, 8), (512, 32), (1000, 10)])
+def test_dot_product_topk_is_the_full_ranking(precision, tile, group):
+    user_emb, item_emb, index = _dot_case(1)
+    rows, cols = index.block(torch.arange(user_emb.size(0)))
+    ranker = ranking.DotProductTopK(item_emb, tile_items=tile, group_size=group, block_users=64,
+                                    precision=precision)
+    assert ranker.screen_dtype == getattr(torch, precision)
+    for k in (1, 20):
+        top, values = ranker(user_emb, k, rows, cols)
+        ref_top, ref_values = _reference(user_emb, item_emb, rows, cols, k)
+        assert torch.equal(top, ref_top)
+        assert torch.allclose(values, ref_values, rtol=1e-5, atol=1e-5)
+    # the user with 5 unseen items: those first, then seen ones by ascending id, at -inf
+    top, values = ranker(user_emb, 8, rows, cols)
+    assert torch.isinf(values[7, 5:]).all() and torch.isfinite(values[7, :5]).all()
+
+
+def test_dot_product_topk_screens_instead_of_scoring_everything(monkeypatch):
+    # on well-spread scores almost every row is settled by the screening: a few dozen items
+    # re-scored per user, no row scored against every item
+    g = torch.Generator().manual_seed(2)
+    user_emb, item_emb = torch.randn(128, 32, generator=g), torch.randn(20000, 32, generator=g)
+    ranker = ranking.DotProductTopK(item_emb, precision="bfloat16")
+    full_rows = []
+    monkeypatch.setattr(ranker, "_full_rows", lambda u, *a: full_rows.append(u.size(0)))
+    rescored = []
+    rescore = ranker._rescore
+    monkeypatch.setattr(ranker, "_rescore", lambda u, k, cand, *a: rescored.append(cand.sum(1).float().mean())
+                        or rescore(u, k, cand, *a))
+    top, _ = ranker(user_emb, 20)
+    assert not full_rows
+    assert float(torch.stack(rescored).mean()) * ranker.group < 0.1 * item_emb.size(0)
+    assert torch.equal(top, definition(user_emb @ item_emb.t(), 20))
+
+
+def test_dot_product_topk_bad_input():
+    with pytest.raises(ValueError, match="float32"):
+        ranking.DotProductTopK(torch.randn(100, 4, dtype=torch.float64))
+    bad = torch.randn(100, 4)
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        ranking.DotProductTopK(bad)
+    with pytest.raises(ValueError, match="multiple of"):
+        ranking.DotProductTopK(torch.randn(100, 4), tile_items=100, group_size=32)
+    with pytest.raises(ValueError, match=r"k must lie in \[1, 100\]"):
+        ranking.DotProductTopK(torch.randn(100, 4))(torch.randn(2, 4), 101)
+
+
+def test_bfloat16_screening_assumes_float32_accumulation():
+    # the error bound of the bfloat16 screening holds only if products are summed in float32;
+    # the check that guards it must tell the two apart
+    assert ranking._bf16_products_accumulate_in_float32(torch.device("cpu"))
+    real_mm = torch.mm
+
+    def bf16_accumulating_mm(a, b, *args, **kwargs):
+        out = torch.zeros(a.size(0), b.size(1), dtype=torch.bfloat16)
+        for j in range(a.size(1)):  # every partial sum rounded to bfloat16
+            out = out + real_mm(a[:, j:j + 1].float(), b[j:j + 1].float()).bfloat16()
+        return out
+
+    import unittest.mock
+    with unittest.mock.patch.object(torch, "mm", bf16_accumulating_mm):
+        assert not ranking._bf16_products_accumulate_in_float32(torch.device("cpu"))
+
+
+def test_dot_product_scorer_ranks_without_scores_only_where_it_applies():
+    g = torch.Generator().manual_seed(4)
+    user_emb, item_emb = torch.randn(50, 8, generator=g), torch.randn(9000, 8, generator=g)
+    scorer = ranking.DotProductScorer(user_emb, item_emb)
+    assert scorer.ranks_without_scores(20)
+    top, _ = scorer.topk(torch.arange(50), 20)
+    assert torch.equal(top, definition(user_emb @ item_emb.t(), 20))
+    assert not ranking.DotProductScorer(user_emb, item_emb[:3000]).ranks_without_scores(20)  # few items
+    assert not scorer.ranks_without_scores(90)  # k too large for the screening groups
+    assert not ranking.DotProductScorer(user_emb.double(), item_emb.double()).ranks_without_scores(20)
+    nan_user = user_emb.clone()
+    nan_user[2, 0] = float("nan")
+    assert ranking.DotProductScorer(nan_user, item_emb).topk(torch.arange(5), 20) is None  # scored, then named

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 import torch
 from torch import Tensor
 
-from graphkit.utils.ranking import PairIndex, topk_ties_by_index
+from graphkit.utils.ranking import DotProductScorer, PairIndex, topk_ties_by_index
 
 __all__ = ["Recommender", "register_recommender", "list_recommenders", "get_recommender",
            "create_recommender", "recommender_name", "score_block_rows", "DEFAULT_SCORE_MEMORY"]
@@ -249,7 +249,7 @@ class Recommender(torch.nn.Module):
         where = f"{type(self).__name__}.recommend"
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.num_items:
             raise ValueError(f"{where}: k must be an int, and k must lie in [1, {self.num_items}]; got {k!r}")
-        batch_size = score_block_rows(self.num_items, memory_budget, batch_size, where=where)
+        rows_per_block = score_block_rows(self.num_items, memory_budget, batch_size, where=where)
         device = self._device()
         users = torch.as_tensor(users, device=device)
         if users.numel() == 0:
@@ -261,9 +261,20 @@ class Recommender(torch.nn.Module):
         if exclude_seen:
             seen = self._seen_index(where)
         score = self.scorer()
+        ranks = getattr(score, "ranks_without_scores", None)
+        if ranks is not None and ranks(k):  # no [B, I] block: about 0.45 bytes per item and user
+            rows_per_block = score_block_rows(self.num_items, memory_budget, batch_size, bytes_per_score=1,
+                                              where=where)
+        batch_size = rows_per_block
         top, top_scores = [], []
         for start in range(0, users.numel(), batch_size):
             block = users[start:start + batch_size]
+            ranked = score.topk(block, k, seen if exclude_seen else None) if hasattr(score, "topk") else None
+            if ranked is not None:  # exact, without a [B, I] score block: the lists full ranking scores
+                top.append(ranked[0])
+                if return_scores:
+                    top_scores.append(ranked[1])
+                continue
             scores = score(block)
             if exclude_seen:
                 rows, cols = seen.block(block)
@@ -322,9 +333,10 @@ class _EmbeddingRecommender(Recommender):
         user_emb, item_emb = self.embeddings()
         return (user_emb[users] * item_emb[items]).sum(-1)
 
-    def scorer(self) -> Callable[[Tensor], Tensor]:
-        emb = self.embeddings()
-        return lambda users: self.score_all(users, emb)
+    def scorer(self) -> DotProductScorer:
+        """A :class:`~graphkit.utils.ranking.DotProductScorer` of the final embeddings (computed
+        once): blocks of scores, or an exact top-k without them."""
+        return DotProductScorer(*self.embeddings())
 
 
 def hardest_candidates(user_emb: Tensor, candidate_emb: Tensor, candidates: Tensor) -> Tensor:

@@ -224,3 +224,25 @@ def test_recommend_blocks_follow_the_memory_budget():
     assert max(sizes) == 9
     with pytest.raises(ValueError, match="smaller than one user's row"):
         model.recommend(users, k=5, memory_budget=199)
+
+
+def test_recommend_of_embedding_models_is_the_list_full_ranking_scores():
+    # with many items an embedding model ranks through DotProductScorer.topk, as full ranking
+    # does: the same lists as scoring every item, masking the seen ones and sorting
+    from graphkit.utils.ranking import DotProductScorer
+
+    torch.manual_seed(3)
+    num_users, num_items = 25, 9000
+    model = MF(num_users, num_items, embedding_dim=8)
+    train = torch.stack([torch.arange(200) % num_users, torch.randint(0, num_items, (200,))])
+    model.set_graph(train)
+    assert isinstance(model.scorer(), DotProductScorer) and model.scorer().ranks_without_scores(20)
+    items, scores = model.recommend(torch.arange(num_users), k=20, return_scores=True)
+    user_emb, item_emb = model.embeddings()
+    full = (user_emb @ item_emb.t()).detach()
+    full[train[0], train[1]] = float("-inf")
+    ref = torch.sort(full, dim=1, descending=True, stable=True).indices[:, :20]
+    assert torch.equal(items, ref)
+    assert torch.allclose(scores, full.gather(1, ref), rtol=1e-5, atol=1e-6)
+    assert not (train[0].unsqueeze(1) * num_items + train[1].unsqueeze(1) == (torch.arange(num_users).unsqueeze(1)
+                * num_items + items).view(1, -1)).any()
