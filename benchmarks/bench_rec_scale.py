@@ -22,7 +22,14 @@ process's peak resident memory:
   all), the fixed cost of a call (checks, pair indexes) timed on one user and counted once,
   and the rest extrapolated to every test user; wall and CPU time, the score product's flop
   and rate; memory is the peak beyond the embeddings;
-* ``constraint`` - UltraGCN's top-10 item-item neighbours (``item_item_constraint``), in full.
+* ``constraint`` - UltraGCN's top-10 item-item neighbours (``item_item_constraint``), in full;
+* ``ultragcn-epoch`` - UltraGCN with the defaults of ``graphkit rec train --model ultragcn``
+  (dim 64, batch 1024, 200 negatives, 10 neighbours, lr 1e-3, ``sampler="epoch"``, fused
+  Adam): ``set_graph``, the sampler's pair index, then ``--steps`` steps of one shuffled pass
+  timed after one warm-up step; the epoch is the mean step times ``ceil(E / 1024)`` steps. The
+  peaks after ``set_graph`` and after the steps are shown beside
+  :func:`graphkit.rec.train.ultragcn_memory_parts` (the estimate ``rec train`` checks against
+  ``--max-memory``), in a table of its own.
 
 Growth exponents are the slopes of log(time) against log(interactions) between consecutive
 sizes and between the smallest and largest. 64M runs only when ``free -g`` shows at least 16 GB
@@ -57,7 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _report  # noqa: E402
 
 SECTION = "rec-scale"
-PHASES = ("build", "build-untuned", "epoch", "eval", "constraint")
+PHASES = ("build", "build-untuned", "epoch", "eval", "constraint", "ultragcn-epoch")
 GOALS = {"epoch": 600.0, "eval": 180.0, "constraint": 60.0}  # seconds at 16M
 EVAL_USERS = 20_000
 STEPS = 5
@@ -189,6 +196,8 @@ def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS
         out.update(seconds=total, cpu_seconds=fixed_cpu + (spent_cpu - fixed_cpu) * scale,
                    fixed_s=fixed, timed_users=res["num_users"], eval_users=int(eval_users.numel()),
                    score_gflop=flop / 1e9, effective_gflops=flop / 1e9 / total)
+    elif phase == "ultragcn-epoch":
+        out.update(_ultragcn_epoch(data, steps))
     elif phase == "constraint":
         from graphkit.nn.models.ultragcn import item_item_constraint
 
@@ -199,6 +208,55 @@ def run_phase(phase: str, n: int, cache: str, eval_users_limit: int = EVAL_USERS
     out["peak_bytes"] = _peak_rss()
     out["beyond_data_bytes"] = out["peak_bytes"] - base
     return out
+
+
+def _ultragcn_epoch(data: dict, steps: int) -> dict:
+    """UltraGCN with the defaults of ``graphkit rec train`` (dim 64, batch 1024, 200 negatives,
+    10 item-item neighbours, lr 1e-3, ``sampler="epoch"``), trained as :func:`graphkit.rec.train.fit`
+    does (``set_graph``, the sampler's pair index, fused Adam, one shuffled pass): ``steps``
+    steps timed after one warm-up step. Peaks are recorded after ``set_graph`` and after the
+    steps, beside :func:`graphkit.rec.train.ultragcn_memory_parts`."""
+    import torch
+
+    from graphkit.engine.optim import adam
+    from graphkit.nn.models.ultragcn import UltraGCN
+    from graphkit.rec.cli import MODEL_DEFAULTS
+    from graphkit.rec.train import ultragcn_memory_estimate, ultragcn_memory_parts
+    from graphkit.utils.ranking import PairIndex
+
+    defaults = MODEL_DEFAULTS["ultragcn"]
+    train, U, num_items = data["train"], data["num_users"], data["num_items"]
+    E, batch = train.size(1), defaults["batch_size"]
+    model = UltraGCN(U, num_items, embedding_dim=defaults["embedding_dim"])
+    parts = ultragcn_memory_parts(E, U, num_items, model.embedding_dim, batch, model.num_negatives,
+                                  model.num_neighbors)
+    t = time.perf_counter()
+    model.set_graph(train)
+    set_graph_s = time.perf_counter() - t
+    peak_set_graph = _peak_rss()
+    positives = PairIndex(train, U, num_items)  # what fit builds for its samplers
+    opt = adam(model.parameters(), lr=defaults["lr"])
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(E, generator=gen)
+    times = []
+    for step in range(steps + 1):
+        t = time.perf_counter()
+        idx = perm[step * batch:(step + 1) * batch]
+        users, pos = train[0][idx], train[1][idx]
+        neg = model.sample_negatives(users.numel(), generator=gen, users=users)
+        opt.zero_grad(set_to_none=True)
+        model.loss(users, pos, neg).backward()
+        opt.step()
+        if step:
+            times.append(time.perf_counter() - t)
+    del positives
+    step_s = sum(times) / len(times)
+    steps_per_epoch = math.ceil(E / batch)
+    return dict(seconds=step_s * steps_per_epoch, step_s=step_s, batch=batch, steps_per_epoch=steps_per_epoch,
+                lr=defaults["lr"], steps_timed=steps, set_graph_s=set_graph_s, peak_set_graph_bytes=peak_set_graph,
+                num_negatives=model.num_negatives, estimated_bytes=ultragcn_memory_estimate(
+                    E, U, num_items, model.embedding_dim, batch, model.num_negatives, model.num_neighbors),
+                estimated_parts=parts)
 
 
 def _available_gb() -> float:
@@ -314,9 +372,45 @@ def format_section(rows, command, env) -> str:
                  "peaks: with `keep_freed_memory()` (64 MiB mmap threshold, at most 512 MiB kept) and with "
                  "`GRAPHKIT_MALLOC_TUNING=0`. Peak GB: the largest peak of the size's phases (each in its own "
                  "process).")
+    ultra = _ultragcn_lines(by, sizes, mark)
     for i, src in enumerate(sources):
         lines.append(f"[{i + 1}] {src}")
-    return "\n".join(lines)
+    return "\n".join(lines + ultra)
+
+
+def _ultragcn_lines(by, sizes, mark):
+    """The ``ultragcn-epoch`` rows: step and extrapolated epoch times, and the peaks measured
+    after ``set_graph`` and after the steps beside ``ultragcn_memory_parts`` of today's code."""
+    from graphkit.rec.train import ultragcn_memory_parts
+
+    have = [n for n in sizes if (n, "ultragcn-epoch") in by]
+    if not have:
+        return []
+    lines = ["", "UltraGCN training with the defaults of `graphkit rec train --model ultragcn` (dim 64, batch 1024, "
+             "200 negatives, 10 item-item neighbours, lr 1e-3, `sampler=\"epoch\"`, fused Adam), phase "
+             "`ultragcn-epoch`:", "",
+             "| interactions | training pairs | `set_graph` | step | epoch (steps x step) | memory after `set_graph`: "
+             "est. / peak GB | after the steps: est. / peak GB | estimate `rec train` checks (GB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n in have:
+        r, b = by[(n, "ultragcn-epoch")], by.get((n, "build"), {})
+        if "train" in b:
+            est = ultragcn_memory_parts(b["train"], b["users"], b["items"])
+            sg, st, total = (_fmt_gb(est["set_graph"]), _fmt_gb(est["step"]), _fmt_gb(max(est.values())))
+        else:
+            sg = st = total = "?"
+        hours = r["seconds"] / 3600
+        epoch = f"{r['seconds']:.0f} s" + (f" ({hours:.1f} h)" if hours >= 1 else "")
+        lines.append(f"| {n / 1e6:g}M | {b.get('train', '')} | {r['set_graph_s']:.1f} s | {r['step_s']:.3f} s | "
+                     f"{r['steps_per_epoch']} x {r['step_s']:.3f} s = {epoch}{mark(r)} | "
+                     f"{sg} / {_fmt_gb(r['peak_set_graph_bytes'])} | {st} / {_fmt_gb(r['peak_bytes'])} | {total} |")
+    timed = sorted({by[(n, "ultragcn-epoch")].get("steps_timed", STEPS) for n in have})
+    lines += ["", f"{'/'.join(map(str, timed))} steps timed after one warm-up step; the epoch is extrapolated, no "
+              "full epoch was run. Peaks are the process's (`ru_maxrss`: the loaded pairs, `set_graph`, the "
+              "sampler's pair index, the steps); est. is `graphkit.rec.train.ultragcn_memory_parts` of the code "
+              "that rendered this table; `rec train` checks the largest of its stages against `--max-memory`, "
+              "an evaluation (not run in this phase) included."]
+    return lines
 
 
 EVAL_SECTION = "rec-scale-eval"
@@ -385,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", default=["1M", "4M", "16M", "64M"])
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per phase")
-    p.add_argument("--steps", type=int, default=STEPS, help="LightGCN steps timed in the epoch phase")
+    p.add_argument("--steps", type=int, default=STEPS,
+                   help="steps timed in the epoch and ultragcn-epoch phases")
     p.add_argument("--rows", help="JSON lines file: measured rows are appended to it, and the table is "
                                   "rendered from all the rows it holds")
     p.add_argument("--render", action="store_true", help="measure nothing: render the table from --rows")

@@ -42,6 +42,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Above this many validation users, `rec train` early-stops on a seeded sample of this many.
+VALID_USERS_DEFAULT = 100_000
+
+
+def _valid_users(text: str):
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of users or 'all', got {text!r}") from None
+
+
 def _add_threads(parser) -> None:
     parser.add_argument("--threads", type=_positive_int, default=None,
                         help="CPU threads for torch (default: torch's choice, one per core). On a machine "
@@ -93,8 +106,14 @@ def add_parser(subparsers) -> None:
     model.add_argument("--lr", type=float)
     model.add_argument("--max-memory", type=float, default=None, metavar="GB",
                        help="memory training may take, in GB (default: what the system has available); LightGCN "
-                            "checks its recipe's estimate against it before training, and full-ranking evaluation "
+                            "and UltraGCN check their memory estimate against it before training, and full-ranking "
+                            "evaluation "
                             "scores users in blocks of at most 512 MB (or 1/8 of this)")
+    model.add_argument("--valid-users", type=_valid_users, default=None, metavar="N|all",
+                       help="validation users ranked at each evaluation for early stopping: a seeded random "
+                            f"sample of N, the same every time, or 'all' (default: all when the validation part "
+                            f"has at most {VALID_USERS_DEFAULT:,} users, else a sample of {VALID_USERS_DEFAULT:,}). "
+                            "The final test evaluation always ranks for every test user")
     model.add_argument("--reg-weight", type=float, default=1e-4)
     model.add_argument("--negative-candidates", type=_positive_int, default=1,
                        help="LightGCN / MF: train on the hardest of this many sampled negatives "
@@ -437,6 +456,9 @@ def cmd_train(args) -> int:
     if select_on == "test":
         print("note: no validation part (--valid-ratio is 0 or too small for these users): the best epoch is "
               "selected on the test part")
+    valid_users, valid_note = _valid_users_setting(args, graph) if select_on == "valid" else (None, None)
+    if valid_note:
+        print(valid_note)
     t0 = time.time()
     try:
         result = fit(model, graph, epochs=args.epochs, batch_size=batch_size, lr=lr,
@@ -446,7 +468,7 @@ def cmd_train(args) -> int:
                      select_on=select_on, checkpoint_dir=str(out / "checkpoints"), resume=not args.no_resume,
                      seed=args.seed, log_path=str(out / "history.jsonl"),
                      progress=False if args.no_progress else None, time_budget_s=args.time_budget,
-                     on_resume=_print_resume, eval_memory_budget=eval_memory)
+                     on_resume=_print_resume, eval_memory_budget=eval_memory, valid_users=valid_users)
     except ResumeError as exc:  # the checkpoint in --out belongs to another run
         return _fail(f"cannot resume from {out / 'checkpoints'}: {exc}. Re-run with the data and settings of "
                      f"that run, or with --no-resume (starts afresh, overwriting it) or another --out")
@@ -462,6 +484,10 @@ def cmd_train(args) -> int:
                                "eval_every": args.eval_every, "patience": args.patience, "monitor": monitor,
                                "negative_candidates": args.negative_candidates},
             "wall_time_s": round(result.wall_time_s, 2), "sittings": result.sittings, "notes": notes}
+    if select_on == "valid" and getattr(model, "trainable", True):
+        info["valid_users"] = {"evaluated": result.valid_users or _count_users(graph.valid),
+                               "of": _count_users(graph.valid),
+                               "sampled": result.valid_users is not None, "seed": args.seed}
     if selection is not None:
         info["filter_selection"] = selection
     save_model_dir(str(out), model.cpu(), graph, info=info)
@@ -479,6 +505,29 @@ def cmd_train(args) -> int:
     print(f"saved to {out}" + (f" (curve: {curve.name})" if curve else ""))
     cleanup_distributed()
     return 0
+
+
+def _count_users(pairs) -> int:
+    import torch
+
+    return int(torch.unique(pairs[0]).numel())
+
+
+def _valid_users_setting(args, graph):
+    """``fit``'s ``valid_users`` from ``--valid-users`` (``None``: all) and a line saying which
+    validation users early stopping ranks."""
+    if not getattr(args, "model", None) or args.model in FILTER_MODELS:
+        return None, None
+    total = _count_users(graph.valid)
+    asked = args.valid_users
+    if asked == "all" or (asked is None and total <= VALID_USERS_DEFAULT) or (asked is not None and asked >= total):
+        return None, (f"validation: all {total} users with validation items are ranked at each evaluation"
+                      + (f" (at most {VALID_USERS_DEFAULT:,}: no sample by default)" if asked is None else ""))
+    n = VALID_USERS_DEFAULT if asked is None else asked
+    how = "--valid-users" if asked is not None else f"the default above {VALID_USERS_DEFAULT:,} validation users"
+    return n, (f"validation: a random sample of {n} of the {total} users with validation items (seed {args.seed}, "
+               f"the same at every evaluation; {how}) for early stopping; the test evaluation ranks for every "
+               f"test user")
 
 
 def _select_filter(args, graph, given: Dict[str, Any], monitor: str, eval_memory):
@@ -512,6 +561,8 @@ def _training_recipe(args, graph, dim: int):
     if eval_memory < 4 * graph.num_items:
         raise ValueError(f"--max-memory {args.max_memory} GB leaves {eval_memory} bytes for a block of scores, less "
                          f"than one user's row ({graph.num_items} items x 4 bytes)")
+    if args.model == "ultragcn":
+        return _ultragcn_recipe(args, graph, dim, budget, eval_memory), eval_memory
     if args.model != "lightgcn":
         return None, eval_memory
     recipe = scale_recipe(graph.num_train, graph.num_users, graph.num_items, embedding_dim=dim,
@@ -522,6 +573,30 @@ def _training_recipe(args, graph, dim: int):
                              -(-graph.num_train // batch), batch / PAPER_BATCH_SIZE, recipe.estimated_bytes,
                              budget)
     return recipe, eval_memory
+
+
+def _ultragcn_recipe(args, graph, dim: int, budget, eval_memory: int):
+    """UltraGCN's settings with their memory estimate (:func:`graphkit.rec.train.ultragcn_memory_estimate`),
+    checked against ``budget`` before any work (``ValueError`` naming what to lower)."""
+    import inspect
+
+    from graphkit.nn.models.ultragcn import UltraGCN
+    from graphkit.rec.train import ScaleRecipe, ultragcn_memory_estimate
+
+    defaults = MODEL_DEFAULTS["ultragcn"]
+    params = inspect.signature(UltraGCN).parameters
+    negatives = args.num_negatives if args.num_negatives is not None else params["num_negatives"].default
+    neighbors = args.num_neighbors if args.num_neighbors is not None else params["num_neighbors"].default
+    batch = args.batch_size or defaults["batch_size"]
+    lr = args.lr if args.lr is not None else defaults["lr"]
+    for flag, value in (("--num-negatives", negatives), ("--num-neighbors", neighbors)):
+        if value < 1:
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
+    estimate = ultragcn_memory_estimate(graph.num_train, graph.num_users, graph.num_items, dim, batch, negatives,
+                                        neighbors, score_memory=eval_memory, memory_budget=budget)
+    given = args.batch_size is not None or args.lr is not None or args.num_negatives is not None
+    return ScaleRecipe("as given" if given else "paper", batch, lr, -(-graph.num_train // batch), 1, estimate,
+                       budget, detail=f", {negatives} negatives per pair, {neighbors} item-item neighbours")
 
 
 def _print_resume(info: Dict[str, Any]) -> None:

@@ -53,11 +53,13 @@ class FitResult:
     """What :func:`fit` returns.
 
     ``history`` holds one dict per evaluation: ``epoch`` (0-based), mean training ``loss``, the
-    metrics of the selection part prefixed with its name (``"valid_recall@20"``), ``best_epoch``
+    metrics of the selection part prefixed with its name (``"valid_recall@20"``) and the number of
+    users they are over (``"valid_num_users"``), ``best_epoch``
     so far and ``elapsed_s``, the run's wall time up to then (earlier sittings and evaluations
     included). ``wall_time_s`` is the run's total over all its sittings; ``sittings`` counts
     them and ``resumed_from`` is the number of epochs done before this call (``None`` when the
-    run started afresh).
+    run started afresh). ``valid_users`` is the size of the validation sample the selection
+    metrics are over (``None``: every validation user).
     """
 
     best_epoch: int
@@ -71,6 +73,7 @@ class FitResult:
     interrupted: bool = False
     resumed_from: Optional[int] = None
     sittings: int = 1
+    valid_users: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in ("best_epoch", "best_valid", "test", "epochs_run", "wall_time_s",
@@ -93,7 +96,8 @@ class ScaleRecipe:
     r"""The training recipe :func:`scale_recipe` picks for a data size.
 
     ``name`` is ``"paper"`` (batch 2048, lr 1e-3) or ``"scaled"``; ``scale`` is the batch
-    multiple of the paper's; ``estimated_bytes`` the memory training is expected to take.
+    multiple of the paper's; ``estimated_bytes`` the memory training is expected to take;
+    ``detail`` more settings for the line of :meth:`describe` (UltraGCN's negatives).
     """
 
     name: str
@@ -103,11 +107,12 @@ class ScaleRecipe:
     scale: int
     estimated_bytes: int
     memory_budget: Optional[int] = None
+    detail: str = ""
 
     def describe(self) -> str:
         """One line for the command's output."""
         text = (f"recipe: {self.name} (batch {self.batch_size}, lr {self.lr:.3g}, {self.steps_per_epoch} steps "
-                f"per epoch")
+                f"per epoch{self.detail}")
         if self.name == "scaled":
             text += (f"; {self.scale}x the paper batch so that an epoch costs {MAX_STEPS_PER_EPOCH} full-graph "
                      f"propagations at most, lr x sqrt({self.scale})")
@@ -128,6 +133,103 @@ def lightgcn_memory_estimate(num_train: int, num_users: int, num_items: int, emb
     nodes = num_users + num_items
     return int(150 * num_train + 40 * nodes * embedding_dim + 64 * batch_size * embedding_dim
                + (DEFAULT_SCORE_MEMORY if score_memory is None else score_memory))
+
+
+#: UltraGCN defaults of ``graphkit rec train`` (batch, negatives, item-item neighbours).
+ULTRAGCN_BATCH_SIZE, ULTRAGCN_NUM_NEGATIVES, ULTRAGCN_NUM_NEIGHBORS = 1024, 200, 10
+
+
+def ultragcn_memory_parts(num_train: int, num_users: int, num_items: int, embedding_dim: int = 64,
+                          batch_size: int = ULTRAGCN_BATCH_SIZE, num_negatives: int = ULTRAGCN_NUM_NEGATIVES,
+                          num_neighbors: int = ULTRAGCN_NUM_NEIGHBORS,
+                          score_memory: Optional[int] = None) -> Dict[str, int]:
+    r"""The peak memory, in bytes, of each stage of UltraGCN training with :func:`fit`.
+
+    With :math:`E` training pairs, :math:`U` users, :math:`I` items, :math:`n = U + I`,
+    dimension :math:`d`, batch :math:`B`, :math:`N` negatives and :math:`K` item-item
+    neighbours, every stage holds ``base`` (512 MiB: the interpreter with torch and SciPy, and
+    the freed memory the allocator keeps for reuse, see
+    :func:`~graphkit.engine.memory.keep_freed_memory`) and the interaction pairs (training and
+    held-out, :math:`32 E`), and
+
+    * ``set_graph`` - the weights (:math:`4 d n`) and the item-item pre-computation (the
+      de-duplicated keys, the interaction matrix and its transpose, the chunked co-occurrence
+      product: :math:`64 E`; the neighbours and weights, :math:`24 K I`);
+    * ``step`` - what training holds: the epoch's shuffle, the sampler's pair index and the
+      model's CSR of training items (:math:`32 E`), the ``[n, d]`` float32 weights with their
+      gradient and Adam's two moments (:math:`16 d n`), the per-node buffers
+      (:math:`28 U + (4 + 12 K) I`); and one step's transients: the backward's dense
+      ``[n, d]`` gradients of the lookups and of the L2 term beside the accumulated one
+      (:math:`12 d n`), the ``[B, N]`` negatives and ``[B, K]`` neighbours (ids, degree
+      weights, scores, their gradients and the backward's sort, about 64 bytes an entry; the
+      sampled-product kernels of :func:`~graphkit.nn.models.ultragcn.sampled_dot` never
+      gather the ``[B, N, d]`` rows, except when :math:`N` exceeds the items, where the
+      gathered rows and their gradient, :math:`8 B N d`, are added);
+    * ``evaluation`` - what training holds and a full-ranking pass: three blocks of scores
+      (the scorer's block of ``min(score_memory, 2048 I)`` float32 scores, default
+      ``score_memory`` 512 MiB, with the masked scores and the top-``k`` work beside it, as
+      measured at 1M and 4M interactions) and the pair indexes of the masked and held-out
+      pairs (:math:`48 E`).
+
+    The estimate (:func:`ultragcn_memory_estimate`) is the largest of the three. Against the
+    peaks measured after ``set_graph`` and after training steps at 1M to 64M synthetic
+    interactions (``benchmarks/bench_rec_scale.py``, phase ``ultragcn-epoch``) the stages are
+    6% to 26% above.
+    """
+    from graphkit.nn.models.recommender import DEFAULT_SCORE_MEMORY
+
+    nodes, d, k = num_users + num_items, embedding_dim, num_neighbors
+    block = min(DEFAULT_SCORE_MEMORY if score_memory is None else score_memory, 2048 * 4 * num_items)
+    base = 512 * 2 ** 20 + 32 * num_train
+    held = base + 32 * num_train + 16 * d * nodes + 28 * num_users + (4 + 12 * k) * num_items
+    return {
+        "set_graph": base + 4 * d * nodes + 64 * num_train + 24 * k * num_items,
+        "step": held + 12 * d * nodes + 64 * batch_size * (num_negatives + k)
+        + (8 * batch_size * num_negatives * d if num_negatives > num_items else 0),
+        "evaluation": held + 3 * block + 48 * num_train,
+    }
+
+
+def ultragcn_memory_estimate(num_train: int, num_users: int, num_items: int, embedding_dim: int = 64,
+                             batch_size: int = ULTRAGCN_BATCH_SIZE, num_negatives: int = ULTRAGCN_NUM_NEGATIVES,
+                             num_neighbors: int = ULTRAGCN_NUM_NEIGHBORS, score_memory: Optional[int] = None,
+                             memory_budget: Optional[int] = None) -> int:
+    r"""Bytes UltraGCN training with :func:`fit` takes at its peak, from the data sizes alone:
+    the largest of the item-item pre-computation, a training step (embeddings with gradient and
+    Adam state, the ``[B, N]`` negatives, the backward's dense gradients) and an evaluation
+    (see :func:`ultragcn_memory_parts`).
+
+    With ``memory_budget`` (bytes), an estimate above it is a :class:`ValueError` raised
+    before any work, naming what is needed and what to lower.
+    """
+    for name, value in (("num_train", num_train), ("num_users", num_users), ("num_items", num_items),
+                        ("embedding_dim", embedding_dim), ("batch_size", batch_size),
+                        ("num_negatives", num_negatives), ("num_neighbors", num_neighbors)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"ultragcn_memory_estimate: {name} must be a positive integer, got {value!r}")
+    parts = ultragcn_memory_parts(num_train, num_users, num_items, embedding_dim, batch_size, num_negatives,
+                                  num_neighbors, score_memory)
+    total = max(parts.values())
+    if memory_budget is not None and total > memory_budget:
+        nodes = num_users + num_items
+        raise ValueError(
+            f"{num_train} training pairs ({num_users} users, {num_items} items) need about {_mem(total)} to train "
+            f"UltraGCN (dim {embedding_dim}, batch {batch_size}, {num_negatives} negatives), more than the "
+            f"{_mem(memory_budget)} budget. The embeddings with gradients and Adam state take "
+            f"{_mem(28 * embedding_dim * nodes)} (lower --embedding-dim), one step's negatives "
+            f"{_mem(64 * batch_size * (num_negatives + num_neighbors))} (lower --batch-size or --num-negatives), "
+            f"the interaction pairs and their indexes {_mem(64 * num_train)} (train on a sample of the data), the "
+            f"process itself (interpreter, libraries, memory kept for reuse) about 0.5 GB; or free memory and raise "
+            f"--max-memory")
+    return total
+
+
+def _mem(num_bytes: float) -> str:
+    """Bytes for messages: GB with one decimal from 1 GB on, else MB."""
+    if num_bytes >= _GB:
+        return f"{num_bytes / _GB:.1f} GB"
+    mb = num_bytes / 2 ** 20
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.2g} MB"
 
 
 def available_memory() -> Optional[int]:
@@ -205,12 +307,13 @@ def make_score_fn(model) -> Callable[[Tensor], Tensor]:
 @torch.no_grad()
 def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Sequence[int] = (20,),
                    metrics: Optional[Sequence[str]] = None, batch_size: Optional[int] = 2048,
-                   memory_budget: Optional[int] = None) -> Dict[str, float]:
+                   memory_budget: Optional[int] = None, users: Optional[Tensor] = None) -> Dict[str, float]:
     r"""Full-ranking metrics of ``model`` on ``graph.<part>``.
 
     Training items are always masked; for ``part="test"`` validation items are masked too.
     Blocks of users hold at most ``batch_size`` users and ``memory_budget`` bytes of scores
-    (see :func:`~graphkit.rec.evaluate.full_ranking`).
+    (see :func:`~graphkit.rec.evaluate.full_ranking`). ``users`` restricts the evaluation to
+    those users (``None``: every user with ``part`` interactions).
     """
     target = getattr(graph, part)
     if target is None:
@@ -223,9 +326,28 @@ def evaluate_model(model, graph: InteractionGraph, part: str = "test", ks: Seque
         kwargs = {} if metrics is None else {"metrics": tuple(metrics)}
         return full_ranking(make_score_fn(model), graph.num_users, graph.num_items, target.to(device),
                             exclude=[e.to(device) for e in exclude], ks=ks, batch_size=batch_size,
-                            device=device, memory_budget=memory_budget, **kwargs)
+                            device=device, memory_budget=memory_budget,
+                            users=None if users is None else users.to(device), **kwargs)
     finally:
         model.train(was_training)
+
+
+def sample_valid_users(valid: Optional[Tensor], num: Optional[int], seed: int = 0) -> Optional[Tensor]:
+    r"""A seeded random sample of ``num`` users among those with pairs in ``valid``
+    (``[2, E]``), sorted; ``None`` (meaning every user) when ``num`` is ``None`` or at least
+    their number. The same ``valid``, ``num`` and ``seed`` give the same sample, and it does not
+    touch the global random state."""
+    if num is None:
+        return None
+    if isinstance(num, bool) or int(num) != num or num < 1:
+        raise ValueError(f"valid_users must be a positive integer (or None for every user), got {num!r}")
+    if valid is None or valid.numel() == 0:
+        raise ValueError("valid_users is set but there is no validation part to sample users from")
+    users = torch.unique(valid[0].detach().cpu())
+    if num >= users.numel():
+        return None
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.sort(users[torch.randperm(users.numel(), generator=generator)[:int(num)]]).values
 
 
 def _model_device(model) -> torch.device:
@@ -277,6 +399,7 @@ def fit(
     graceful_stop: bool = True,
     on_resume: Optional[Callable[[Dict[str, Any]], None]] = None,
     eval_memory_budget: Optional[int] = None,
+    valid_users: Optional[int] = None,
 ) -> FitResult:
     r"""Train ``model`` on ``graph.train`` with early stopping on a held-out part.
 
@@ -327,6 +450,13 @@ def fit(
         on_resume (callable, optional): called once when training continues from a
             checkpoint, with ``{"path", "epochs_done", "wall_time_s", "sittings"}`` (the
             epochs and wall time of the earlier sittings, and this sitting's number).
+        valid_users (int, optional): evaluate the validation part (``select_on="valid"``) on a
+            random sample of this many of its users, drawn once from ``seed`` by
+            :func:`sample_valid_users` and the same at every evaluation; ``None`` or at least
+            the number of validation users: all of them. On large data one full-ranking pass
+            over every validation user costs as much as many epochs; early stopping needs an
+            estimate of the metric, not its exact value. The final test evaluation always ranks
+            for every test user. (default: ``None``)
 
     Under ``torchrun`` (see the module docstring) ``batch_size`` is the global batch, split over
     the ranks in contiguous parts whose sizes differ by at most one; it must be at least the
@@ -344,6 +474,10 @@ def fit(
         return _fit_training_free(model, graph, tuple(ks), select_on, eval_batch_size, eval_memory_budget)
     ks = _check_fit_args(model, graph, sampler=sampler, negative_candidates=negative_candidates,
                          select_on=select_on, monitor=monitor, ks=ks)
+    if valid_users is not None and select_on != "valid":
+        raise ValueError(f"valid_users={valid_users!r} samples the validation part, but select_on={select_on!r}; "
+                         "the test part is always evaluated for every user")
+    sample = sample_valid_users(graph.valid, valid_users, seed) if valid_users is not None else None
     rank_device = ensure_distributed()
     if is_distributed():
         _check_distributed_fit(model, batch_size)
@@ -362,8 +496,9 @@ def fit(
                train_settings=dict(batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
                                    sampler=sampler, negative_candidates=int(negative_candidates),
                                    select_on=select_on, monitor=monitor, seed=int(seed),
-                                   num_train=int(graph.num_train)),
-               fingerprint=data_fingerprint(graph))
+                                   num_train=int(graph.num_train),
+                                   valid_users=None if sample is None else int(sample.numel())),
+               fingerprint=data_fingerprint(graph), select_users=sample)
     main = is_main_process()
     # rank 0 decides: the other ranks may run on nodes that do not see its disk
     if broadcast_object(run.ckpt_dir is not None and resume and (run.ckpt_dir / "last.pt").exists()):
@@ -422,7 +557,8 @@ def fit(
     return FitResult(best_epoch=run.best_epoch, best_valid=run.best_valid, test=test, history=run.history,
                      epochs_run=epoch + 1, wall_time_s=run.elapsed(), selected_on=select_on,
                      stopped_early=run.stopped_early, interrupted=stop.requested,
-                     resumed_from=run.start_epoch if run.sittings > 1 else None, sittings=run.sittings)
+                     resumed_from=run.start_epoch if run.sittings > 1 else None, sittings=run.sittings,
+                     valid_users=None if sample is None else int(sample.numel()))
 
 
 class _LossForward(torch.nn.Module):
@@ -497,6 +633,7 @@ class _Run:
     t0: float = 0.0
     best_state: Optional[Dict[str, Tensor]] = None  # the selected weights, without checkpoint_dir
     net: Any = None  # the DDP wrapper of the loss under torchrun
+    select_users: Optional[Tensor] = None  # the validation sample (None: every user)
 
     def elapsed(self) -> float:
         """Wall time of the run so far, earlier sittings included."""
@@ -653,9 +790,10 @@ def _evaluate_and_select(run: _Run, epoch: int, record: Dict[str, Any], *, selec
     sel = None
     if is_main_process():  # the replicas are equal: rank 0 evaluates and tells the others
         sel = evaluate_model(run.model, run.graph, select_on, ks=ks, batch_size=eval_batch_size,
-                             memory_budget=eval_memory_budget)
+                             memory_budget=eval_memory_budget, users=run.select_users)
     sel = broadcast_object(sel)
     record.update({f"{select_on}_{k}": v for k, v in sel.items() if "@" in k})
+    record[f"{select_on}_num_users"] = int(sel["num_users"])
     value = sel[monitor]
     if value > run.best_value:
         run.best_value, run.best_epoch, run.bad_evals = value, epoch, 0

@@ -400,9 +400,8 @@ class DotProductTopK:
                 torch.amax(out[:, :width * r].view(b, r, width), 1, out=maxima[:, g0:g0 + width])
             if n > width * r:
                 torch.amax(out[:, width * r:], 1, keepdim=True, out=maxima[:, g0 + width:g0 + width + 1])
-        if self.screen_dtype != torch.float32:
-            maxima = maxima.float()
-        # 2. the certificate: tau, a lower bound of each row's k-th best score
+        # 2. the certificate: tau, a lower bound of each row's k-th best score (bfloat16
+        # maxima enter the float32 arithmetic as they are read)
         slack = self._slack(u, u_lp, maxima)
         lower = torch.sub(maxima, slack)
         lower[rows, cols // r] = float("-inf")  # groups holding an excluded item

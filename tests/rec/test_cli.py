@@ -283,3 +283,46 @@ def test_select_valid_is_refused_for_trained_models_and_without_validation(event
                  "--model", "gfcf", "--rank", "4", "--valid-ratio", "0", "--select", "valid",
                  "--out", str(tmp_path / "y")])
     assert code == 2 and "--select valid needs a validation part" in capsys.readouterr().err
+
+
+def test_ultragcn_train_refuses_a_budget_its_estimate_exceeds_before_any_work(events, tmp_path, capsys):
+    out = tmp_path / "u"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "ultragcn", "--epochs", "1", "--out", str(out), "--no-progress",
+                 "--max-memory", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "to train UltraGCN (dim 64, batch 1024, 200 negatives), more than the 10 MB budget" in err
+    assert "--batch-size or --num-negatives" in err and "--embedding-dim" in err
+    assert not out.exists()  # refused before the model folder, set_graph or any step
+
+
+def test_ultragcn_train_states_its_estimate_and_the_validation_sample(events, tmp_path, capsys):
+    out = tmp_path / "u"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "ultragcn", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8",
+                 "--num-negatives", "5", "--valid-users", "6", "--out", str(out), "--no-progress",
+                 "--max-memory", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "recipe: as given (batch 1024, lr 0.001, 1 steps per epoch, 5 negatives per pair, 10 item-item " \
+           "neighbours; estimated training memory" in text and "of 4.0 GB" in text
+    assert "validation: a random sample of 6 of the" in text and "(seed 0, the same at every evaluation" in text
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["valid_users"]["evaluated"] == 6 and meta["valid_users"]["sampled"] is True
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["valid_num_users"] for h in history] == [6, 6]
+    model, graph, _ = load_model_dir(str(out))
+    assert meta["test_metrics"]["num_users"] == torch.unique(graph.test[0]).numel()  # every test user
+
+
+def test_valid_users_defaults_to_all_on_small_data_and_is_checked(events, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--model", "mf", "--epochs", "1", "--embedding-dim", "8", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "validation: all" in text and "(at most 100,000: no sample by default)" in text
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["valid_users"]["sampled"] is False and meta["valid_users"]["evaluated"] == meta["valid_users"]["of"]
+    with pytest.raises(SystemExit):
+        main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+              "--valid-users", "some", "--out", str(tmp_path / "x")])
+    assert "expected a positive number of users or 'all'" in capsys.readouterr().err

@@ -352,3 +352,84 @@ def test_distributed_fit_refuses_what_it_cannot_reproduce(monkeypatch):
     with pytest.raises(ValueError, match="sums over the batch"):
         _check_distributed_fit(UltraGCN(30, 40, embedding_dim=8), batch_size=64)
     _check_distributed_fit(LightGCN(30, 40, embedding_dim=8), batch_size=4)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation on a sample of users; UltraGCN's memory estimate
+# ---------------------------------------------------------------------------------------------
+def test_sample_valid_users_is_a_seeded_subset_of_the_validation_users():
+    from graphkit.rec.train import sample_valid_users
+
+    valid = tiny_graph().valid
+    have = set(torch.unique(valid[0]).tolist())
+    a, b = sample_valid_users(valid, 5, seed=3), sample_valid_users(valid, 5, seed=3)
+    assert torch.equal(a, b) and a.numel() == 5 and set(a.tolist()) <= have
+    assert bool((a[1:] > a[:-1]).all())  # sorted, no repeats
+    assert any(not torch.equal(a, sample_valid_users(valid, 5, seed=s)) for s in range(4, 8))
+    state = torch.get_rng_state()
+    sample_valid_users(valid, 5, seed=3)
+    assert torch.equal(state, torch.get_rng_state())  # the global random state is untouched
+    assert sample_valid_users(valid, len(have), seed=0) is None  # n >= number of users: all
+    assert sample_valid_users(valid, 10 ** 6, seed=0) is None and sample_valid_users(valid, None) is None
+    with pytest.raises(ValueError, match="valid_users must be a positive integer"):
+        sample_valid_users(valid, 0)
+
+
+def _fit_tiny(**kwargs):
+    torch.manual_seed(1)
+    model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+    graph = tiny_graph()
+    res = fit(model, graph, epochs=4, batch_size=64, lr=0.01, eval_every=1, patience=100, seed=3,
+              progress=False, **kwargs)
+    return model, graph, res
+
+
+def test_fit_selects_on_the_validation_sample_and_tests_every_user():
+    from graphkit.rec.train import evaluate_model, sample_valid_users
+
+    model, graph, res = _fit_tiny(valid_users=6)
+    sample = sample_valid_users(graph.valid, 6, seed=3)
+    assert res.valid_users == 6
+    assert [h["valid_num_users"] for h in res.history] == [6] * 4
+    # the selected epoch's validation metrics are those of the sample, not of every user
+    full_valid = evaluate_model(model, graph, "valid")
+    on_sample = evaluate_model(model, graph, "valid", users=sample)
+    assert on_sample["num_users"] == 6 and full_valid["num_users"] == torch.unique(graph.valid[0]).numel()
+    assert res.best_valid["recall@20"] == pytest.approx(on_sample["recall@20"])
+    # the test evaluation ranks for every test user, whatever the validation sample
+    assert res.test["num_users"] == torch.unique(graph.test[0]).numel()
+    assert res.test == evaluate_model(model, graph, "test")
+    _, _, all_users = _fit_tiny(valid_users=10 ** 6)
+    assert all_users.valid_users is None
+    assert all_users.history[0]["valid_num_users"] == full_valid["num_users"]
+    with pytest.raises(ValueError, match="the test part is always evaluated for every user"):
+        _fit_tiny(valid_users=6, select_on="test")
+
+
+def test_resume_with_another_validation_sample_is_refused(tmp_path):
+    from graphkit.rec.train import ResumeError
+
+    _fit_tiny(valid_users=6, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ResumeError, match="valid_users: checkpoint 6, now 7"):
+        _fit_tiny(valid_users=7, checkpoint_dir=str(tmp_path))
+
+
+def test_ultragcn_memory_estimate_grows_with_the_data_and_names_what_to_lower():
+    from graphkit.rec.train import ultragcn_memory_estimate, ultragcn_memory_parts
+
+    small, large = ultragcn_memory_parts(1_000_000, 40_000, 25_000), ultragcn_memory_parts(4_000_000, 160_000, 100_000)
+    base = 512 * 2 ** 20
+    batch = 64 * 1024 * (200 + 10)  # one step's negatives and neighbours: not the data's size
+    assert large["set_graph"] - base == pytest.approx(4 * (small["set_graph"] - base), rel=0.01)
+    assert large["step"] - base - batch == pytest.approx(4 * (small["step"] - base - batch), rel=0.01)
+    assert ultragcn_memory_estimate(1_000_000, 40_000, 25_000) == max(small.values())
+    # the step grows with the batch x negatives; the embeddings with the dimension
+    wide = ultragcn_memory_parts(1_000_000, 40_000, 25_000, batch_size=4096, num_negatives=800)
+    assert wide["step"] - small["step"] == 64 * (4096 * 810 - 1024 * 210)
+    assert ultragcn_memory_estimate(10 ** 6, 40_000, 25_000, embedding_dim=128) > \
+        ultragcn_memory_estimate(10 ** 6, 40_000, 25_000)
+    with pytest.raises(ValueError, match=r"need about .* GB to train UltraGCN .* more than the 512 MB budget.*"
+                                         r"--embedding-dim.*--batch-size or --num-negatives.*--max-memory"):
+        ultragcn_memory_estimate(40_000_000, 2_560_000, 1_600_000, memory_budget=2 ** 29)
+    with pytest.raises(ValueError, match="num_negatives must be a positive integer"):
+        ultragcn_memory_estimate(10, 2, 2, num_negatives=0)
