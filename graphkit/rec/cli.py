@@ -693,6 +693,12 @@ def _top_k(model, graph, users, k: int, exclude_seen: bool = True, batch_size: i
         score = make_score_fn(model)
         for start in range(0, users.numel(), batch_size):
             block = users[start:start + batch_size].to(device)
+            # embedding models rank as full_ranking does (DotProductScorer.topk): the same lists
+            ranked = score.topk(block, k, index) if hasattr(score, "topk") else None
+            if ranked is not None:
+                tops.append(ranked[0].cpu())
+                values.append(ranked[1].cpu())
+                continue
             scores = score(block).to(device, torch.float32)
             if index is not None:
                 if scores._base is not None and not getattr(score, "returns_scratch", False):

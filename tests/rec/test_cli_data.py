@@ -74,6 +74,35 @@ def test_exported_recommendations_reproduce_evaluate_metrics(model_dir, tmp_path
     assert res["recall@20"] > 0
 
 
+def test_export_reproduces_evaluate_when_ranked_without_score_blocks(tmp_path, capsys):
+    """With 9,000 items the embedding model ranks through DotProductScorer.topk in both
+    `rec evaluate` and `rec recommend`: the exported lists still give the same metrics."""
+    from graphkit.utils.ranking import DotProductScorer
+
+    rng = np.random.default_rng(2)
+    rows = [(f"u{u}", f"i{(u % 2) * 4500 + int(i)}") for u in range(80) for i in rng.choice(4500, 12, replace=False)]
+    rows += [(f"u{u}", f"i{i}") for u, i in zip(range(9000), range(9000))]  # every item seen once
+    events = tmp_path / "wide.csv"
+    pd.DataFrame(rows, columns=["user", "item"]).to_csv(events, index=False)
+    out = tmp_path / "m"
+    assert main(["rec", "train", "--data", str(events), "--user-col", "user", "--item-col", "item",
+                 "--out", str(out)] + TRAIN[:6] + ["--embedding-dim", "8", "--no-progress"]) == 0
+    model, graph, _ = load_model_dir(str(out))
+    assert graph.num_items == 9000 and DotProductScorer(*model.embeddings()).ranks_without_scores(20)
+    test = _pairs(graph, "test")
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("\n".join(test["user"].unique()) + "\n")
+    recs_path = tmp_path / "recs.csv"
+    assert main(["rec", "recommend", "--model-dir", str(out), "--users-file", str(users_file),
+                 "--k", "20", "--out", str(recs_path)]) == 0
+    recs = pd.read_csv(recs_path)
+    hits = recs.merge(test.assign(hit=1.0), on=["user", "item"], how="left").fillna({"hit": 0.0})
+    n_test = test.groupby("user").size()
+    recall = (hits.groupby("user")["hit"].sum().reindex(n_test.index, fill_value=0.0) / n_test).mean()
+    res = _evaluate_json(capsys, "--model-dir", out)
+    assert res["num_users"] == len(n_test) and abs(res["recall@20"] - recall) < 1e-6
+
+
 def test_evaluate_data_drops_seen_pairs_and_takes_rating_filters(model_dir, tmp_path, capsys):
     model, graph, _ = load_model_dir(str(model_dir))
     saved = _evaluate_json(capsys, "--model-dir", model_dir)

@@ -230,7 +230,8 @@ def test_dot_product_scorer_ranks_without_scores_only_where_it_applies():
     top, _ = scorer.topk(torch.arange(50), 20)
     assert torch.equal(top, definition(user_emb @ item_emb.t(), 20))
     assert not ranking.DotProductScorer(user_emb, item_emb[:3000]).ranks_without_scores(20)  # few items
-    assert not scorer.ranks_without_scores(90)  # k too large for the screening groups
+    assert ranking.screening_group_size(9000) == 8 and scorer.ranks_without_scores(281)
+    assert not scorer.ranks_without_scores(282)  # k too large for the 1125 screening groups
     assert not ranking.DotProductScorer(user_emb.double(), item_emb.double()).ranks_without_scores(20)
     nan_user = user_emb.clone()
     nan_user[2, 0] = float("nan")
