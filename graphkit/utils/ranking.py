@@ -248,6 +248,23 @@ def screening_group_size(num_items: int) -> int:
     return int(min(64, max(8, 2 ** round(math.log2(max(target, 1))))))
 
 
+def _check_excluded(rows: Tensor, cols: Tensor, num_rows: int, num_items: int, device) -> Tuple[Tensor, Tensor]:
+    """Excluded (row, item) pairs as int64 on ``device``, in range (else a ``ValueError``),
+    sorted by row."""
+    if rows is None or cols is None or rows.shape != cols.shape or rows.dim() != 1:
+        raise ValueError("DotProductTopK: exclude_rows and exclude_cols must be 1-D tensors of equal length")
+    rows, cols = rows.to(device).long(), cols.to(device).long()
+    if rows.numel():
+        for name, ids, size in (("exclude_rows", rows, num_rows), ("exclude_cols", cols, num_items)):
+            lo, hi = (int(v) for v in torch.aminmax(ids))
+            if lo < 0 or hi >= size:
+                raise ValueError(f"DotProductTopK: {name} must lie in [0, {size}), found [{lo}, {hi}]")
+        if rows.numel() > 1 and not bool((rows[1:] >= rows[:-1]).all()):
+            rows, order = torch.sort(rows, stable=True)
+            cols = cols[order]
+    return rows, cols
+
+
 class DotProductTopK:
     r"""Exact top-``k`` items of the dot-product scores :math:`s_{ui} = \mathbf{e}_u^{\top}
     \mathbf{e}_i` of a block of users, with given (user, item) pairs excluded and ties broken
@@ -308,7 +325,7 @@ class DotProductTopK:
         if not bool(torch.isfinite(item_emb).all()):
             raise ValueError("DotProductTopK: item embeddings must be finite")
         dev = item_emb.device
-        self.item_emb = item_emb.contiguous()
+        self.item_emb = item_emb.detach().contiguous()
         self.tile, self.group, self.block_users = int(tile_items), int(group_size), int(block_users)
         use_bf16 = precision == "bfloat16" or (precision == "auto" and _fast_bf16(dev))
         self.screen_dtype = torch.bfloat16 if use_bf16 else torch.float32
@@ -341,18 +358,23 @@ class DotProductTopK:
         self._buffers: dict = {}
 
     # ------------------------------------------------------------------------------------
+    @torch.no_grad()
     def __call__(self, user_emb: Tensor, k: int, exclude_rows: Optional[Tensor] = None,
                  exclude_cols: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Top-``k`` item ids ``[B, k]`` (best first, ties by ascending id) of the rows of
         ``user_emb`` ``[B, F]`` and their float32 scores; ``(exclude_rows, exclude_cols)``
-        are (row of ``user_emb``, item) pairs ranked last with score ``-inf``, sorted by row.
-        Users with fewer than ``k`` items left get excluded ones last, by ascending id."""
-        b = user_emb.size(0)
+        are (row of ``user_emb``, item) pairs ranked last with score ``-inf``. Users with
+        fewer than ``k`` items left get excluded ones last, by ascending id."""
         num_items = self.item_emb.size(0)
-        if not 1 <= k <= num_items:
-            raise ValueError(f"DotProductTopK: k must lie in [1, {num_items}], got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_items:
+            raise ValueError(f"DotProductTopK: k must be an int in [1, {num_items}], got {k!r}")
+        if user_emb.dim() != 2 or user_emb.size(1) != self.item_emb.size(1) or user_emb.device != self.item_emb.device:
+            raise ValueError(f"DotProductTopK: user_emb must be [B, {self.item_emb.size(1)}] on "
+                             f"{self.item_emb.device}, got {tuple(user_emb.shape)} on {user_emb.device}")
+        b = user_emb.size(0)
         if exclude_rows is None:
             exclude_rows = exclude_cols = torch.zeros(0, dtype=torch.long, device=user_emb.device)
+        exclude_rows, exclude_cols = _check_excluded(exclude_rows, exclude_cols, b, num_items, user_emb.device)
         user_emb = user_emb.to(torch.float32)
         if b == 0:
             return (torch.zeros(0, k, dtype=torch.long, device=user_emb.device),

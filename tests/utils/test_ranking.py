@@ -201,7 +201,7 @@ def test_dot_product_topk_bad_input():
         ranking.DotProductTopK(bad)
     with pytest.raises(ValueError, match="multiple of"):
         ranking.DotProductTopK(torch.randn(100, 4), tile_items=100, group_size=32)
-    with pytest.raises(ValueError, match=r"k must lie in \[1, 100\]"):
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 100\]"):
         ranking.DotProductTopK(torch.randn(100, 4))(torch.randn(2, 4), 101)
 
 
@@ -236,3 +236,23 @@ def test_dot_product_scorer_ranks_without_scores_only_where_it_applies():
     nan_user = user_emb.clone()
     nan_user[2, 0] = float("nan")
     assert ranking.DotProductScorer(nan_user, item_emb).topk(torch.arange(5), 20) is None  # scored, then named
+
+
+def test_dot_product_topk_takes_unsorted_exclusions_and_refuses_bad_ones():
+    user_emb, item_emb, index = _dot_case(3, num_users=50)
+    rows, cols = index.block(torch.arange(50))
+    ranker = ranking.DotProductTopK(item_emb, tile_items=256, group_size=8)
+    ref = _reference(user_emb, item_emb, rows, cols, 10)[0]
+    perm = torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ranker(user_emb, 10, rows[perm], cols[perm])[0], ref)
+    with pytest.raises(ValueError, match=r"exclude_cols must lie in \[0, 3000\)"):
+        ranker(user_emb, 10, rows[:3], torch.tensor([0, 5, 3000]))
+    with pytest.raises(ValueError, match=r"exclude_rows must lie in \[0, 50\)"):
+        ranker(user_emb, 10, torch.tensor([-1]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="equal length"):
+        ranker(user_emb, 10, rows[:3], cols[:2])
+    with pytest.raises(ValueError, match=r"user_emb must be \[B, 16\]"):
+        ranker(user_emb[:, :8], 10)
+    # embeddings that require grad: no graph is built, nothing is kept alive
+    top, values = ranking.DotProductTopK(item_emb.requires_grad_())(user_emb.requires_grad_(), 5)
+    assert not values.requires_grad
