@@ -73,20 +73,27 @@ class _SampledDot(torch.autograd.Function):
     comes from a radix sort of the sampled item ids (:func:`_argsort_small_keys`). Memory is
     ``O(B N)`` instead of ``O(B N d)``. Under ``create_graph=True`` the backward is computed with
     differentiable gathers instead, so second derivatives are exact.
+
+    With ``with_half_norm=True`` it also returns :math:`\frac12\lVert W\rVert^2` (see
+    :func:`_half_squared_norm_value`), whose gradient ``grad_norm * W`` is added in place to the
+    table's gradient: the table's whole gradient is then one new tensor.
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
+    def forward(ctx, u: Tensor, weight: Tensor, idx: Tensor, with_half_norm: bool = False):
         b, n = idx.shape
         crow = torch.arange(0, b * n + 1, n, dtype=torch.long, device=idx.device)
         pattern = torch.sparse_csr_tensor(crow, idx.reshape(-1), torch.zeros(b * n, dtype=u.dtype, device=u.device),
                                           size=(b, weight.size(0)))
         out = torch.sparse.sampled_addmm(pattern, u, weight.t(), beta=0.0).values().view(b, n)
         ctx.save_for_backward(u, weight, idx)
+        ctx.with_half_norm = with_half_norm
+        if with_half_norm:
+            return out, _half_squared_norm_value(weight)
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Tensor, grad_norm: Optional[Tensor] = None):
         u, weight, idx = ctx.saved_tensors
         b, n = idx.shape
         flat = idx.reshape(-1)
@@ -97,7 +104,9 @@ class _SampledDot(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 per_entry = (grad.unsqueeze(-1) * u.unsqueeze(1)).reshape(b * n, -1)
                 grad_w = torch.zeros_like(weight).index_add(0, flat, per_entry)
-            return grad_u, grad_w, None
+                if ctx.with_half_norm:
+                    grad_w = grad_w + grad_norm * weight
+            return grad_u, grad_w, None, None
         g = grad.reshape(-1).contiguous()
         grad_u = grad_w = None
         if ctx.needs_input_grad[0]:
@@ -111,11 +120,15 @@ class _SampledDot(torch.autograd.Function):
             grad_w = F.embedding_bag(torch.div(order, n, rounding_mode="floor"), u.detach(), crow_t,
                                      mode="sum", per_sample_weights=g.index_select(0, order),
                                      include_last_offset=True)
-        return grad_u, grad_w, None
+            if ctx.with_half_norm:  # + grad_norm * W, in place: no second table
+                grad_w.addcmul_(weight.detach(), grad_norm)
+        return grad_u, grad_w, None, None
 
 
-def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
-    r"""Scores ``u[b] . weight[idx[b, n]]`` for ``idx`` of shape ``[B, N]``.
+def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor, *, with_half_norm: bool = False):
+    r"""Scores ``u[b] . weight[idx[b, n]]`` for ``idx`` of shape ``[B, N]``; with
+    ``with_half_norm=True`` the pair ``(scores, 0.5 * weight.pow(2).sum())``, the two computed by
+    one autograd node so that ``weight`` gets one gradient tensor.
 
     Uses the sparse kernels of :class:`_SampledDot` in eager mode (several times faster than
     gathering a ``[B, N, d]`` tensor on CPU), and a plain gather + batched product under
@@ -125,10 +138,89 @@ def sampled_dot(u: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
     # The sparse kernels need at most one stored entry per cell: N <= number of rows of weight.
     if torch.compiler.is_compiling() or u.dtype not in (torch.float32, torch.float64) \
             or weight.dtype != u.dtype or idx.size(-1) > weight.size(0):
-        return torch.bmm(F.embedding(idx, weight), u.unsqueeze(-1)).squeeze(-1)
+        out = torch.bmm(F.embedding(idx, weight), u.unsqueeze(-1)).squeeze(-1)
+        return (out, half_squared_norm(weight)) if with_half_norm else out
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return _SampledDot.apply(u, weight, idx.long())
+        return _SampledDot.apply(u, weight, idx.long(), bool(with_half_norm))
+
+
+def _half_squared_norm_value(weight: Tensor) -> Tensor:
+    """``0.5 * weight.pow(2).sum()`` from the row norms: one pass, nothing of ``weight``'s size."""
+    rows = weight.reshape(-1, weight.size(-1)) if weight.dim() > 0 else weight.reshape(1, 1)
+    return 0.5 * torch.linalg.vector_norm(rows, dim=1).square().sum()
+
+
+class _HalfSquaredNorm(torch.autograd.Function):
+    r"""``0.5 * weight.pow(2).sum()`` in one streaming pass, without a ``weight``-sized temporary.
+
+    The forward pass reduces every row to its Euclidean norm (:func:`torch.linalg.vector_norm`
+    over the last dimension; no ``weight * weight`` table) and sums the squares of the row
+    norms: as accurate as ``pow(2).sum()`` (a flat ``torch.dot`` or whole-table norm would
+    accumulate tens of millions of terms in single precision). The backward pass returns
+    ``grad * weight``, the table's only new tensor, which autograd adds to the other gradients
+    of the table. That backward is made of differentiable operations, so second derivatives
+    (``create_graph=True``) are exact.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(weight)
+        return _half_squared_norm_value(weight)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (weight,) = ctx.saved_tensors
+        return grad * weight
+
+
+def half_squared_norm(weight: Tensor) -> Tensor:
+    r"""``0.5 * weight.pow(2).sum()`` (the L2 penalty of a table) through
+    :class:`_HalfSquaredNorm`, which allocates nothing of the table's size in the forward pass
+    and only the gradient itself in the backward pass. Under :func:`torch.compile` the plain
+    expression is used (the compiler fuses it)."""
+    if torch.compiler.is_compiling() or not weight.is_floating_point():
+        return 0.5 * weight.pow(2).sum()
+    return _HalfSquaredNorm.apply(weight)
+
+
+class _RowsWithHalfSquaredNorm(torch.autograd.Function):
+    r"""``(weight[idx], 0.5 * weight.pow(2).sum())`` as one autograd node.
+
+    An embedding lookup's backward pass builds a zero-filled table and adds the rows' gradients
+    to it; the L2 term's builds ``grad_norm * weight``. Here the backward pass builds the second
+    and adds the rows' gradients to it in place (``index_add_``): one new tensor of the
+    table's size, the gradient itself. Under ``create_graph=True`` the same sum is taken with
+    differentiable operations, so second derivatives are exact.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, idx: Tensor):
+        ctx.save_for_backward(weight, idx)
+        rows = weight.index_select(0, idx.reshape(-1)).view(*idx.shape, *weight.shape[1:])
+        return rows, _half_squared_norm_value(weight)
+
+    @staticmethod
+    def backward(ctx, grad_rows: Tensor, grad_norm: Tensor):
+        weight, idx = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        flat = idx.reshape(-1)
+        grad_rows = grad_rows.reshape(flat.numel(), *weight.shape[1:])
+        if torch.is_grad_enabled():  # create_graph=True: differentiable
+            return (grad_norm * weight).index_add(0, flat, grad_rows), None
+        grad_w = grad_norm * weight.detach()
+        grad_w.index_add_(0, flat, grad_rows)
+        return grad_w, None
+
+
+def rows_with_half_squared_norm(weight: Tensor, idx: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""``(F.embedding(idx, weight), 0.5 * weight.pow(2).sum())`` with one gradient tensor for
+    ``weight`` (:class:`_RowsWithHalfSquaredNorm`); the plain expressions under
+    :func:`torch.compile`."""
+    if torch.compiler.is_compiling() or not weight.is_floating_point():
+        return F.embedding(idx, weight), 0.5 * weight.pow(2).sum()
+    return _RowsWithHalfSquaredNorm.apply(weight, idx.long())
 
 
 def _row_of_entries(indptr: np.ndarray) -> np.ndarray:
@@ -599,9 +691,15 @@ class UltraGCN(Recommender):
         self._require_graph("loss")
         check_triples(users, pos_items, neg_items, self.num_users, self.num_items, "UltraGCN.loss",
                       candidates=False)
-        u = self.user_embedding(users)
-        pos_scores = (u * self.item_embedding(pos_items)).sum(-1)
-        neg_scores = sampled_dot(u, self.item_embedding.weight, neg_items)
+        # Each table gets one gradient tensor: the user rows and the users' L2 term are one
+        # autograd node, and so are the positive, negative and neighbour scores and the items' L2
+        # term (one sampled product over [pos | neg | nb]).
+        u, norm_u = rows_with_half_squared_norm(self.user_embedding.weight, users)
+        nb = self.ii_neighbors[pos_items]                     # [B, K]
+        n_neg = neg_items.size(1)
+        scores, norm_i = sampled_dot(u, self.item_embedding.weight,
+                                     torch.cat([pos_items.reshape(-1, 1), neg_items, nb], 1), with_half_norm=True)
+        pos_scores, neg_scores, nb_scores = scores[:, 0], scores[:, 1:1 + n_neg], scores[:, 1 + n_neg:]
 
         beta_u = self.beta_user[users]
         pos_w = self.w1 + self.w2 * beta_u * self.beta_item[pos_items]
@@ -610,12 +708,8 @@ class UltraGCN(Recommender):
         loss_o = (pos_w * F.softplus(-pos_scores)).sum() \
             + self.negative_weight * (neg_w * F.softplus(neg_scores)).mean(-1).sum()
 
-        nb = self.ii_neighbors[pos_items]                     # [B, K]
-        nb_scores = sampled_dot(u, self.item_embedding.weight, nb)
         loss_i = -(self.ii_weights[pos_items] * F.logsigmoid(nb_scores)).sum()
-
-        norm = 0.5 * (self.user_embedding.weight.pow(2).sum() + self.item_embedding.weight.pow(2).sum())
-        return loss_o + self.lambda_ * loss_i + self.gamma * norm
+        return loss_o + self.lambda_ * loss_i + self.gamma * (norm_u + norm_i)
 
     @torch.no_grad()
     def score_all(self, users: Tensor) -> Tensor:

@@ -497,3 +497,122 @@ def test_item_item_constraint_same_without_the_one_pass_product(monkeypatch):
     assert torch.equal(fast[0], plain[0]) and torch.equal(fast[1], plain[1])
     ref_nb, ref_w, _ = _dense_item_item_reference(edge_index, 200, 120, 8)
     assert torch.equal(fast[1], ref_w)
+
+
+class _TableSizedTensors:
+    """Counts the new tensors of at least ``numel`` elements that aten operators return (views and
+    in-place results of their inputs excluded)."""
+
+    def __new__(cls, numel):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        class Mode(TorchDispatchMode):
+            count = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                          if isinstance(t, torch.Tensor) and t.layout == torch.strided}
+                self.count += sum(1 for t in tree_leaves(out) if isinstance(t, torch.Tensor)
+                                  and t.layout == torch.strided and t.numel() >= numel
+                                  and t.untyped_storage().data_ptr() not in inputs)
+                return out
+
+        return Mode()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_half_squared_norm_value_gradient_and_no_table_temporaries(dtype):
+    from graphkit.nn.models.ultragcn import half_squared_norm
+
+    w = (torch.randn(3000, 16, generator=torch.Generator().manual_seed(0)) * 0.1).to(dtype).requires_grad_()
+    expect = 0.5 * w.detach().double().pow(2).sum()
+    counter = _TableSizedTensors(w.numel())
+    with counter:
+        value = half_squared_norm(w)
+    assert value.dtype == dtype and counter.count == 0  # no w * w table in the forward pass
+    assert torch.allclose(value.double(), expect, rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    assert torch.allclose(value, 0.5 * w.pow(2).sum())
+    with counter:
+        (grad,) = torch.autograd.grad(3.0 * value, w)
+    assert counter.count == 1  # the gradient itself, nothing else of the table's size
+    assert torch.allclose(grad, 3.0 * w.detach())
+    # accurate on a larger table too: rows of 16 summed, not one single-precision accumulator
+    big = torch.rand(1 << 20, 16, generator=torch.Generator().manual_seed(1)).to(dtype)
+    exact = 0.5 * big.double().pow(2).sum()
+    assert abs(half_squared_norm(big).double() - exact) / exact < 1e-6
+
+
+def test_half_squared_norm_gradcheck_and_gradgradcheck():
+    from graphkit.nn.models.ultragcn import half_squared_norm
+
+    for shape in [(7, 5), (4,), ()]:
+        w = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(half_squared_norm, (w,))
+        assert torch.autograd.gradgradcheck(half_squared_norm, (w,))
+    # create_graph=True: the gradient w is differentiable again (Hessian-vector product = v)
+    w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(6, 3, dtype=torch.float64)
+    (g,) = torch.autograd.grad(half_squared_norm(w), w, create_graph=True)
+    (hv,) = torch.autograd.grad((g * v).sum(), w)
+    assert torch.allclose(g, w) and torch.allclose(hv, v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_loss_and_gradients_equal_the_plain_l2_term(dtype, monkeypatch):
+    # The loss written with 0.5 * w.pow(2).sum() on both tables gives the same value and gradients.
+    import graphkit.nn.models.ultragcn as mod
+
+    torch.manual_seed(0)
+    model, edge_index, _ = build(lambda_=0.5, gamma=0.3, w1=0.1, w3=0.2)
+    model = model.to(dtype)
+    assert model.ii_weights.dtype == dtype
+    users, pos = edge_index[0, :16], edge_index[1, :16]
+    neg = model.sample_negatives(16)
+    tables = [model.user_embedding.weight, model.item_embedding.weight]
+    counter = _TableSizedTensors(min(t.numel() for t in tables))
+    with counter:
+        got = model.loss(users, pos, neg)
+    assert got.dtype == dtype and counter.count == 0  # nothing of a table's size in the forward pass
+    counter.count = 0
+    with counter:
+        got_grads = torch.autograd.grad(got, tables)
+    assert counter.count == 2  # one gradient per table, no other table-sized tensor
+    monkeypatch.setattr(mod, "half_squared_norm", lambda w: 0.5 * w.pow(2).sum())
+    plain = model.loss(users, pos, neg)
+    plain_grads = torch.autograd.grad(plain, tables)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    assert torch.allclose(got, plain, **tol)
+    for a, b in zip(got_grads, plain_grads):
+        assert a.dtype == dtype and torch.allclose(a, b, **tol)
+
+
+def test_fused_table_terms_gradcheck_and_gradgradcheck():
+    from graphkit.nn.models.ultragcn import rows_with_half_squared_norm
+
+    torch.manual_seed(0)
+    u = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
+    idx = torch.tensor([[1, 1, 8], [0, 3, 3], [2, 2, 2], [7, 0, 5], [4, 6, 1]])
+    users = torch.tensor([3, 0, 3, 8])
+
+    def rows(w):
+        r, n = rows_with_half_squared_norm(w, users)
+        return r, n
+
+    def scored(a, w):
+        s, n = sampled_dot(a, w, idx, with_half_norm=True)
+        return s, n
+
+    r, n = rows(W)
+    assert torch.equal(r, W[users]) and torch.allclose(n, 0.5 * W.pow(2).sum())
+    s, n2 = scored(u, W)
+    assert torch.allclose(s, (u[:, None, :] * W[idx]).sum(-1)) and torch.allclose(n2, n)
+    for fn, inputs in ((rows, (W,)), (scored, (u, W))):
+        assert torch.autograd.gradcheck(fn, inputs)
+        assert torch.autograd.gradgradcheck(fn, inputs)
+    # the plain path (more samples than rows of W) returns the same pair
+    wide = torch.randint(0, 9, (5, 12))
+    s, n3 = sampled_dot(u, W, wide, with_half_norm=True)
+    assert torch.allclose(s, (u[:, None, :] * W[wide]).sum(-1)) and torch.allclose(n3, n)
