@@ -47,10 +47,9 @@ def _evaluate_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_exported_recommendations_reproduce_evaluate_metrics(model_dir, tmp_path, capsys):
-    """Recall@20 / NDCG@20 recomputed from `rec recommend --k 20` equal `rec evaluate`'s: both
-    exclude every interaction the model has seen (training and validation)."""
-    model, graph, _ = load_model_dir(str(model_dir))
+def _export_top20(model_dir, graph, tmp_path):
+    """`rec recommend --k 20` for every test user, and Recall@20 / NDCG@20 recomputed from the
+    exported lists: ``(recs, test items per user, recall, ndcg)``."""
     test = _pairs(graph, "test")
     users_file = tmp_path / "users.txt"
     users_file.write_text("\n".join(test["user"].unique()) + "\n")
@@ -58,8 +57,6 @@ def test_exported_recommendations_reproduce_evaluate_metrics(model_dir, tmp_path
     assert main(["rec", "recommend", "--model-dir", str(model_dir), "--users-file", str(users_file),
                  "--k", "20", "--out", str(recs_path)]) == 0
     recs = pd.read_csv(recs_path)
-    valid = _pairs(graph, "valid")
-    assert not recs.merge(valid, on=["user", "item"]).shape[0]  # no validation item is recommended
     hits = recs.merge(test.assign(hit=1.0), on=["user", "item"], how="left").fillna({"hit": 0.0})
     n_test = test.groupby("user").size()
     found = hits.groupby("user")["hit"].sum().reindex(n_test.index, fill_value=0.0)
@@ -67,7 +64,16 @@ def test_exported_recommendations_reproduce_evaluate_metrics(model_dir, tmp_path
     hits["gain"] = hits["hit"] / np.log2(hits["rank"] + 1)
     dcg = hits.groupby("user")["gain"].sum().reindex(n_test.index, fill_value=0.0)
     idcg = n_test.clip(upper=20).map(lambda n: (1 / np.log2(np.arange(2, n + 2))).sum())
-    ndcg = (dcg / idcg).mean()
+    return recs, n_test, recall, (dcg / idcg).mean()
+
+
+def test_exported_recommendations_reproduce_evaluate_metrics(model_dir, tmp_path, capsys):
+    """Recall@20 / NDCG@20 recomputed from `rec recommend --k 20` equal `rec evaluate`'s: both
+    exclude every interaction the model has seen (training and validation)."""
+    model, graph, _ = load_model_dir(str(model_dir))
+    recs, n_test, recall, ndcg = _export_top20(model_dir, graph, tmp_path)
+    valid = _pairs(graph, "valid")
+    assert not recs.merge(valid, on=["user", "item"]).shape[0]  # no validation item is recommended
     res = _evaluate_json(capsys, "--model-dir", model_dir)
     assert res["num_users"] == len(n_test)
     assert abs(res["recall@20"] - recall) < 1e-6 and abs(res["ndcg@20"] - ndcg) < 1e-6
@@ -89,16 +95,7 @@ def test_export_reproduces_evaluate_when_ranked_without_score_blocks(tmp_path, c
                  "--out", str(out)] + TRAIN[:6] + ["--embedding-dim", "8", "--no-progress"]) == 0
     model, graph, _ = load_model_dir(str(out))
     assert graph.num_items == 9000 and DotProductScorer(*model.embeddings()).ranks_without_scores(20)
-    test = _pairs(graph, "test")
-    users_file = tmp_path / "users.txt"
-    users_file.write_text("\n".join(test["user"].unique()) + "\n")
-    recs_path = tmp_path / "recs.csv"
-    assert main(["rec", "recommend", "--model-dir", str(out), "--users-file", str(users_file),
-                 "--k", "20", "--out", str(recs_path)]) == 0
-    recs = pd.read_csv(recs_path)
-    hits = recs.merge(test.assign(hit=1.0), on=["user", "item"], how="left").fillna({"hit": 0.0})
-    n_test = test.groupby("user").size()
-    recall = (hits.groupby("user")["hit"].sum().reindex(n_test.index, fill_value=0.0) / n_test).mean()
+    _, n_test, recall, _ = _export_top20(out, graph, tmp_path)
     res = _evaluate_json(capsys, "--model-dir", out)
     assert res["num_users"] == len(n_test) and abs(res["recall@20"] - recall) < 1e-6
 
